@@ -1,0 +1,80 @@
+// Command p2pcdn seeds, fetches and mediates files on the p2pcdn
+// peer-to-peer content delivery network.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes, so scripts can tell failures apart.
+const (
+	exitOK         = 0
+	exitFailure    = 1 // anything not listed below
+	exitUsage      = 2 // bad arguments
+	exitNoPeers    = 3 // no peers found in time
+	exitVerifyFail = 4 // content did not verify
+)
+
+// exitError carries an exit code to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+func usageErrorf(format string, args ...any) error {
+	return withCode(exitUsage, fmt.Errorf(format, args...))
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "p2pcdn",
+		Usage: "a peer-to-peer content delivery network over WebRTC",
+		Description: "Files are named by their full hash. Seeders announce them to a mediator, " +
+			"downloaders find seeders through it and fetch verified pieces over WebRTC data channels.",
+		Commands: []*cli.Command{
+			hashCommand(),
+			seedCommand(),
+			getCommand(),
+			mediatorCommand(),
+		},
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // main reports errors itself
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newApp().RunContext(ctx, os.Args)
+	stop()
+	os.Exit(report(err))
+}
+
+// report prints err for the user and returns the process exit code.
+func report(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "p2pcdn: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailure
+}
