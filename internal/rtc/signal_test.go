@@ -1,0 +1,122 @@
+package rtc
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseSignal(t *testing.T) {
+	good := []struct {
+		in, typ, sdp, cand string
+	}{
+		{`{"type":"offer","sdp":"v=0\r\n"}`, "offer", "v=0\r\n", ""},
+		{`{"type":"answer","sdp":"v=0"}`, "answer", "v=0", ""},
+		{`{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdpMLineIndex":0,"sdpMid":"0"}}`,
+			"candidate", "", "candidate:1 1 udp 1 127.0.0.1 5 typ host"},
+		{`{"candidate":{"candidate":"candidate:x","sdpMLineIndex":0,"sdpMid":"0"}}`, "candidate", "", "candidate:x"},
+		{`{"renegotiate":true}`, "renegotiate", "", ""},
+		{`{"transceiverRequest":{"kind":"video","init":{}}}`, "transceiverRequest", "", ""},
+		{`{"type":"rollback"}`, "rollback", "", ""},
+		{` {"type":"offer","sdp":"x","extra":1} `, "offer", "x", ""},
+	}
+	for _, g := range good {
+		sig, err := ParseSignal(g.in)
+		if err != nil {
+			t.Errorf("ParseSignal(%s): %v", g.in, err)
+			continue
+		}
+		if sig.Type != g.typ || sig.SDP != g.sdp {
+			t.Errorf("ParseSignal(%s) = %+v", g.in, sig)
+		}
+		if g.cand != "" && (sig.Candidate == nil || sig.Candidate.Candidate != g.cand) {
+			t.Errorf("ParseSignal(%s): candidate %+v", g.in, sig.Candidate)
+		}
+	}
+	bad := []string{
+		``, `null`, `"offer"`, `[]`, `123`, `{}`, `{"type":"offer"}`, `{"type":"answer","sdp":""}`,
+		`{"type":5}`, `{"type":"offer","sdp":7}`, `{"type":"candidate"}`, `{"candidate":null}`,
+		`{"candidate":"candidate:1"}`, `{"type":"offer","sdp":"x"`, `{"type":"offer","sdp":"x"} trailing`,
+		`{"type":"offer","sdp":"` + strings.Repeat("a", MaxSignalSize) + `"}`,
+	}
+	for _, in := range bad {
+		if sig, err := ParseSignal(in); !errors.Is(err, ErrBadSignal) {
+			t.Errorf("ParseSignal(%.40q) = %+v, %v; want ErrBadSignal", in, sig, err)
+		}
+	}
+}
+
+func TestSignalRoundTrip(t *testing.T) {
+	s := Signal{Type: "answer", SDP: "v=0\r\na=x\"y\r\n"}
+	got, err := ParseSignal(s.String())
+	if err != nil || got.Type != s.Type || got.SDP != s.SDP || got.Candidate != nil {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	if want := `{"type":"answer","sdp":"v=0\r\na=x\"y\r\n"}`; s.String() != want {
+		t.Errorf("encoding %s, want %s", s.String(), want)
+	}
+}
+
+func TestFilterLoopbackSDP(t *testing.T) {
+	sdp := "v=0\r\n" +
+		"a=candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host\r\n" +
+		"a=candidate:2 1 udp 2122260223 192.168.1.5 40001 typ host\r\n" +
+		"a=candidate:3 1 udp 2122260223 abcd.local 40002 typ host\r\n" +
+		"a=candidate:4 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active\r\n" +
+		"a=candidate:5 1 udp 2122260223 ::1 40003 typ host\r\n" +
+		"a=candidate:garbage\r\n" +
+		"a=end-of-candidates\r\n"
+	want := "v=0\r\n" +
+		"a=candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host\r\n" +
+		"a=end-of-candidates\r\n"
+	if got := filterLoopbackSDP(sdp); got != want {
+		t.Errorf("filterLoopbackSDP:\n%q\nwant\n%q", got, want)
+	}
+}
+
+func FuzzParseSignal(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"offer","sdp":"v=0\r\n"}`, `{"candidate":{"candidate":"candidate:x","sdpMLineIndex":0}}`,
+		`{"renegotiate":true}`, `{"type":"candidate"}`, `[`, `{"type":"answer","sdp":""}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sig, err := ParseSignal(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadSignal) {
+				t.Fatalf("error not wrapping ErrBadSignal: %v", err)
+			}
+			return
+		}
+		switch sig.Type {
+		case SignalOffer, SignalAnswer:
+			if sig.SDP == "" {
+				t.Fatal("offer/answer without SDP accepted")
+			}
+		case SignalCandidate:
+			if sig.Candidate == nil {
+				t.Fatal("candidate without candidate accepted")
+			}
+		case "":
+			t.Fatal("signal without type accepted")
+		}
+	})
+}
+
+func FuzzFilterLoopbackSDP(f *testing.F) {
+	f.Add("v=0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host\r\n")
+	f.Add("a=candidate:2 1 udp 2122260223 10.0.0.1 1 typ srflx raddr 0.0.0.0 rport 0\n")
+	f.Add("a=candidate:\r\na=candidate:1 1 UDP 1 127.0.0.1 99999 typ host\r\n")
+	f.Fuzz(func(t *testing.T, sdp string) {
+		out := filterLoopbackSDP(sdp)
+		if len(out) > len(sdp) {
+			t.Fatal("filter grew the SDP")
+		}
+		for line := range strings.Lines(out) {
+			if strings.HasPrefix(line, "a=candidate:") && !loopbackCandidate(line) {
+				t.Fatalf("non-loopback candidate kept: %q", line)
+			}
+		}
+	})
+}
