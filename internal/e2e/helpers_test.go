@@ -1,0 +1,393 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2pcdn/p2pcdn/internal/content"
+)
+
+// bin is the p2pcdn binary under test, built once by TestMain.
+var bin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if b := os.Getenv("P2PCDN_E2E_BIN"); b != "" {
+		bin = b
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "p2pcdn-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin = filepath.Join(dir, "p2pcdn")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: the go command is needed to build p2pcdn:", err)
+		return 1
+	}
+	build := exec.Command(gobin, "build", "-o", bin, "github.com/p2pcdn/p2pcdn/cmd/p2pcdn")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building p2pcdn: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// Generous bounds: the machine may be busy with other tests. They guard
+// against hangs, they do not measure speed.
+const (
+	startTimeout = 60 * time.Second
+	runTimeout   = 3 * time.Minute
+)
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proc is one running p2pcdn process. The test that started it owns it: a
+// cleanup kills it if the test did not wait for it.
+type proc struct {
+	t      testing.TB
+	name   string
+	cmd    *exec.Cmd
+	stdout lockedBuffer
+	stderr lockedBuffer
+	done   chan struct{}
+	err    error // valid after done
+}
+
+// env is the environment of every process: no inherited p2pcdn settings, and
+// a private cache and home so the user's hash cache stays untouched.
+func env(t testing.TB) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "P2PCDN_") || strings.HasPrefix(kv, "XDG_CACHE_HOME=") || strings.HasPrefix(kv, "HOME=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	home := t.TempDir()
+	return append(out, "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, "cache"))
+}
+
+// start runs p2pcdn with args in dir ("" = a fresh temporary directory).
+func start(t testing.TB, name, dir string, args ...string) *proc {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	p := &proc{t: t, name: name, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Dir = dir
+	p.cmd.Env = env(t)
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s (%s) stderr:\n%s", name, strings.Join(args, " "), p.stderr.String())
+		}
+	})
+	return p
+}
+
+// kill ends the process with SIGKILL (no goodbye) and waits for it.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the process to exit by itself and returns its exit code.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.kill()
+		p.t.Fatalf("%s did not exit within %s; stderr:\n%s", p.name, timeout, p.stderr.String())
+	}
+	var ee *exec.ExitError
+	switch {
+	case p.err == nil:
+		return 0
+	case errors.As(p.err, &ee):
+		return ee.ExitCode()
+	default:
+		p.t.Fatalf("%s: %v", p.name, p.err)
+		return -1
+	}
+}
+
+// waitOutput waits until re matches the process's stderr and returns the
+// match's submatches. It fails the test if the process exits first.
+func (p *proc) waitOutput(re *regexp.Regexp, timeout time.Duration) []string {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {
+			return m
+		}
+		if p.exited() {
+			p.t.Fatalf("%s exited (%v) before printing %q; stderr:\n%s", p.name, p.err, re, p.stderr.String())
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s did not print %q within %s; stderr:\n%s", p.name, re, timeout, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var listeningRE = regexp.MustCompile(`mediator listening.* addr=(\S+)`)
+
+// mediator is a standalone `p2pcdn mediator` process.
+type mediator struct {
+	*proc
+	addr string // host:port it listens on
+}
+
+// startMediator starts a mediator on addr ("127.0.0.1:0" for any free port)
+// and waits until it listens.
+func startMediator(t testing.TB, addr string) *mediator {
+	t.Helper()
+	p := start(t, "mediator", "", "mediator", "--listen", addr)
+	m := p.waitOutput(listeningRE, startTimeout)
+	return &mediator{proc: p, addr: m[1]}
+}
+
+// url is the mediator's address as peers are given it.
+func (m *mediator) url() string { return "ws://" + m.addr }
+
+// seeder is a `p2pcdn seed --json` process and the files it serves.
+type seeder struct {
+	*proc
+	infos []*content.Info
+}
+
+var seedingRE = regexp.MustCompile(`seeding (\d+) file\(s\)`)
+
+// startSeeder seeds paths through m and waits until every file is announced.
+func startSeeder(t testing.TB, m *mediator, extra []string, paths ...string) *seeder {
+	t.Helper()
+	args := append([]string{"seed", "--json", "--no-cache", "--ice-loopback", "--mediator", m.url()}, extra...)
+	p := start(t, "seeder", "", append(args, paths...)...)
+	n, _ := strconv.Atoi(p.waitOutput(seedingRE, startTimeout)[1])
+	// stdout and stderr are copied by separate goroutines: the dictionaries,
+	// printed first, may still be on their way.
+	deadline := time.Now().Add(startTimeout)
+	for strings.Count(p.stdout.String(), "\n") < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("seeder announced %d files but printed %q", n, p.stdout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s := &seeder{proc: p}
+	sc := bufio.NewScanner(strings.NewReader(p.stdout.String()))
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() {
+		info, err := content.ParseInfo(sc.Bytes())
+		if err != nil {
+			t.Fatalf("seeder printed a bad info dictionary %q: %v", sc.Text(), err)
+		}
+		s.infos = append(s.infos, info)
+	}
+	if len(s.infos) != n {
+		t.Fatalf("seeder announced %d files but printed %d dictionaries", n, len(s.infos))
+	}
+	return s
+}
+
+// info returns the dictionary of the seeded file named name.
+func (s *seeder) info(name string) *content.Info {
+	s.t.Helper()
+	for _, in := range s.infos {
+		if in.FileName == name {
+			return in
+		}
+	}
+	s.t.Fatalf("seeder does not serve %q (it serves %d files)", name, len(s.infos))
+	return nil
+}
+
+// summary is what `p2pcdn get --json` prints.
+type summary struct {
+	FullHash    string `json:"full_hash"`
+	FileName    string `json:"file_name"`
+	Path        string `json:"path"`
+	TotalLength int64  `json:"total_length"`
+	Downloaded  int64  `json:"downloaded"`
+	Resumed     int    `json:"resumed"`
+	Peers       int    `json:"peers"`
+	ElapsedMS   *int64 `json:"elapsed_ms"`
+}
+
+// startGet starts `p2pcdn get --json` through m in dir.
+func startGet(t testing.TB, m *mediator, dir string, args ...string) *proc {
+	t.Helper()
+	return start(t, "get", dir, append([]string{"get", "--json", "--ice-loopback", "--mediator", m.url()}, args...)...)
+}
+
+// runGet runs `p2pcdn get --json` to its end and returns its exit code and,
+// on success, its summary.
+func runGet(t testing.TB, m *mediator, dir string, args ...string) (int, *summary, *proc) {
+	t.Helper()
+	p := startGet(t, m, dir, args...)
+	code := p.wait(runTimeout)
+	if code != 0 {
+		return code, nil, p
+	}
+	return 0, parseSummary(t, p), p
+}
+
+func parseSummary(t testing.TB, p *proc) *summary {
+	t.Helper()
+	var s summary
+	dec := json.NewDecoder(strings.NewReader(p.stdout.String()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		t.Fatalf("get --json printed %q: %v", p.stdout.String(), err)
+	}
+	if dec.More() {
+		t.Fatalf("get --json printed more than one summary: %q", p.stdout.String())
+	}
+	return &s
+}
+
+// writeRandom writes size pseudo-random bytes, derived from seed, to path,
+// streaming so big files cost no memory.
+func writeRandom(t testing.TB, path string, size int64, seed uint64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key [32]byte
+	key[0], key[1] = byte(seed), byte(seed>>8)
+	src := rand.NewChaCha8(key)
+	if _, err := io.CopyN(f, src, size); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sameFile fails the test unless the files at a and b hold the same bytes.
+func sameFile(t testing.TB, a, b string) {
+	t.Helper()
+	fa, err := os.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
+	var off int64
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			t.Fatalf("%s and %s differ in the MiB at offset %d", a, b, off)
+		}
+		off += int64(na)
+		endA := errors.Is(ea, io.EOF) || errors.Is(ea, io.ErrUnexpectedEOF)
+		endB := errors.Is(eb, io.EOF) || errors.Is(eb, io.ErrUnexpectedEOF)
+		if ea != nil && !endA || eb != nil && !endB {
+			t.Fatalf("compare %s and %s: %v %v", a, b, ea, eb)
+		}
+		if endA || endB {
+			if endA != endB {
+				t.Fatalf("%s and %s differ in length", a, b)
+			}
+			return
+		}
+	}
+}
+
+// waitPiecesSaved waits until the download of finalPath has recorded at
+// least one verified piece on disk: its state file, first written when the
+// download opens, has been replaced by a later save (saves happen only when
+// pieces are verified). It fails if the download finishes first.
+func waitPiecesSaved(t testing.TB, get *proc, finalPath string) {
+	t.Helper()
+	statePath := finalPath + ".part.state"
+	deadline := time.Now().Add(runTimeout)
+	var first os.FileInfo
+	for {
+		if fi, err := os.Stat(statePath); err == nil {
+			if first == nil {
+				first = fi
+			} else if !os.SameFile(first, fi) {
+				return
+			}
+		}
+		if _, err := os.Stat(finalPath); err == nil || get.exited() {
+			t.Fatalf("the download ended before it could be interrupted (too fast for this test: use a bigger file); stderr:\n%s",
+				get.stderr.String())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no piece of %s saved within %s", finalPath, runTimeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,310 @@
+// Package fetch implements `p2pcdn get`: it finds the peers of a full hash
+// through a mediator, fetches the info dictionary from them unless it was
+// given, downloads and verifies every piece from several peers at once,
+// re-shares what it has meanwhile, and moves the finished file into place.
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/p2pcdn/p2pcdn/internal/content"
+	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
+	"github.com/p2pcdn/p2pcdn/internal/peering"
+	"github.com/p2pcdn/p2pcdn/internal/rtc"
+	"github.com/p2pcdn/p2pcdn/internal/store"
+	"github.com/p2pcdn/p2pcdn/internal/swarm"
+	"github.com/p2pcdn/p2pcdn/internal/wire"
+)
+
+// Errors a caller may want to tell apart.
+var (
+	// ErrNoPeers: no peer could be reached before the timeout.
+	ErrNoPeers = errors.New("no peers found in time")
+	// ErrStalled: peers were found but the download made no progress for
+	// the timeout.
+	ErrStalled = errors.New("download stalled")
+	// ErrExists: the target file exists with other content.
+	ErrExists = errors.New("target file exists")
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultTimeout = 30 * time.Second
+	// DefaultWantPeers is how many peers the downloader tries to keep.
+	DefaultWantPeers = 8
+	askInterval      = time.Second // get_peers cadence, as the prototype
+)
+
+// Config configures Run.
+type Config struct {
+	Hash      string        // full hash, 40 lowercase hex
+	Info      *content.Info // optional; fetched from peers when nil
+	Output    string        // a file path, or an existing directory; "" = current directory
+	Mediator  string        // mediator URL
+	Transport *rtc.Transport
+	PeerID    string // random when empty
+	// Timeout gives up when no peer is found, or no progress is made, for
+	// this long.
+	Timeout   time.Duration
+	WantPeers int
+	Logger    *slog.Logger
+	// Progress is called about ten times a second while downloading.
+	Progress func(Progress)
+}
+
+// Progress is a snapshot of a running download.
+type Progress struct {
+	Info       *content.Info // nil until known
+	Have       int64         // verified bytes, resumed ones included
+	Total      int64         // 0 until the info is known
+	Downloaded int64         // bytes received this run
+	Peers      int
+}
+
+// Result describes a finished download.
+type Result struct {
+	Path       string
+	Info       *content.Info
+	Downloaded int64 // bytes received this run
+	Resumed    int   // pieces already on disk from an earlier run
+	Peers      int   // peers that sent us data
+	Elapsed    time.Duration
+}
+
+// Run downloads cfg.Hash and returns once the file is complete, verified and
+// in place. Errors wrap ErrNoPeers, ErrStalled or ErrExists where they apply.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	start := time.Now()
+	if !content.ValidHash(cfg.Hash) {
+		return nil, fmt.Errorf("%q is not a full hash (40 lowercase hex characters)", cfg.Hash)
+	}
+	if cfg.Info != nil && cfg.Info.FullHash != cfg.Hash {
+		return nil, fmt.Errorf("the info dictionary is for %s, not %s", cfg.Info.FullHash, cfg.Hash)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.WantPeers <= 0 {
+		cfg.WantPeers = DefaultWantPeers
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("connect to mediator %s: %w", cfg.Mediator, err)
+	}
+	defer client.Close()
+
+	d := &download{cfg: cfg, log: log}
+	ih, err := wire.DecodeID(cfg.Hash)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := wire.DecodeID(client.PeerID())
+	if err != nil {
+		return nil, err
+	}
+	var announce sync.Once
+	t, err := swarm.New(swarm.Config{
+		InfoHash: ih,
+		PeerID:   pid,
+		Info:     cfg.Info,
+		Open:     d.open,
+		Logger:   log,
+		OnPiece: func(int) {
+			// Re-share from the first verified piece on, as the prototype.
+			announce.Do(func() {
+				go client.Announce(ctx, cfg.Hash)
+			})
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	defer d.close()
+	link := peering.Join(ctx, peering.Config{Hash: cfg.Hash, Client: client, Transport: cfg.Transport, Torrent: t, Logger: log})
+	defer link.Close()
+
+	if err := d.wait(ctx, t, client, link); err != nil {
+		return nil, err
+	}
+	if err := d.dl.Finish(); err != nil {
+		return nil, err
+	}
+	st := t.Stats()
+	res := &Result{
+		Path:       d.path,
+		Info:       t.Info(),
+		Downloaded: st.Downloaded,
+		Resumed:    d.resumed,
+		Elapsed:    time.Since(start),
+	}
+	for _, p := range st.PerPeer {
+		if p.Downloaded > 0 {
+			res.Peers++
+		}
+	}
+	bye, stop := context.WithTimeout(context.Background(), time.Second)
+	defer stop()
+	client.Finish(bye, cfg.Hash)
+	return res, nil
+}
+
+// download is the state of one Run that the swarm's callbacks share.
+type download struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	dl      *store.Download
+	path    string
+	resumed int
+}
+
+// open is the swarm's Open: it picks the target path once the file name is
+// known and opens (or resumes) the download there.
+func (d *download) open(info *content.Info) (swarm.PieceReader, error) {
+	path, err := targetPath(d.cfg.Output, info)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("%s: %w; remove it or choose another with -o", path, ErrExists)
+	}
+	dl, err := store.OpenDownload(path, info)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.dl, d.path, d.resumed = dl, path, info.PiecesAmount-dl.Missing()
+	d.mu.Unlock()
+	if d.resumed > 0 {
+		d.log.Info("resuming", "path", path+store.PartSuffix, "pieces", d.resumed, "of", info.PiecesAmount)
+	}
+	return dl, nil
+}
+
+func (d *download) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dl != nil {
+		d.dl.Close()
+	}
+}
+
+// wait asks for peers and connects to them until the torrent is complete,
+// reporting progress, and gives up after cfg.Timeout without progress.
+func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorclient.Client, link *peering.Link) error {
+	ask := time.NewTicker(askInterval)
+	defer ask.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+
+	client.GetPeers(ctx, d.cfg.Hash)
+	lastProgress := time.Now()
+	var lastHave int
+	var lastDown int64
+	everConnected := false
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.Done():
+			d.report(t)
+			return nil
+		case <-t.Stopped():
+			if err := t.Err(); err != nil {
+				return err
+			}
+			return swarm.ErrClosed
+		case ids := <-link.Peers():
+			for _, id := range ids {
+				if link.Sessions() >= d.cfg.WantPeers {
+					break
+				}
+				link.Connect(id)
+			}
+		case <-ask.C:
+			if link.Sessions() < d.cfg.WantPeers {
+				client.GetPeers(ctx, d.cfg.Hash)
+			}
+		case <-tick.C:
+			st := d.report(t)
+			if st.Peers > 0 {
+				everConnected = true
+			}
+			if st.PiecesHave != lastHave || st.Downloaded != lastDown {
+				lastHave, lastDown, lastProgress = st.PiecesHave, st.Downloaded, time.Now()
+			}
+			if time.Since(lastProgress) > d.cfg.Timeout {
+				if !everConnected {
+					return fmt.Errorf("%w (%s) for %s", ErrNoPeers, d.cfg.Timeout, d.cfg.Hash)
+				}
+				return fmt.Errorf("%w: nothing received for %s", ErrStalled, d.cfg.Timeout)
+			}
+		}
+	}
+}
+
+func (d *download) report(t *swarm.Torrent) swarm.Stats {
+	st := t.Stats()
+	if d.cfg.Progress == nil {
+		return st
+	}
+	p := Progress{Info: t.Info(), Downloaded: st.Downloaded, Peers: st.Peers}
+	if p.Info != nil {
+		p.Total = p.Info.TotalLength
+		d.mu.Lock()
+		dl := d.dl
+		d.mu.Unlock()
+		if dl != nil {
+			p.Have = haveBytes(p.Info, dl)
+		}
+	}
+	d.cfg.Progress(p)
+	return st
+}
+
+// haveBytes counts the verified bytes of dl.
+func haveBytes(info *content.Info, dl *store.Download) int64 {
+	missing := dl.Missing()
+	if missing == 0 {
+		return info.TotalLength
+	}
+	have := int64(info.PiecesAmount-missing) * info.PiecesLength
+	if !dl.Has(info.PiecesAmount-1) || have > info.TotalLength {
+		return min(have, info.TotalLength)
+	}
+	// The short last piece is among those we have.
+	return have - info.PiecesLength + int64(info.PieceSize(info.PiecesAmount-1))
+}
+
+// targetPath is where the file goes: output itself, or the dictionary's
+// sanitized name inside output when output is a directory (or empty).
+func targetPath(output string, info *content.Info) (string, error) {
+	name := content.SafeName(info.FileName)
+	if output == "" {
+		return name, nil
+	}
+	if strings.HasSuffix(output, string(os.PathSeparator)) {
+		return filepath.Join(output, name), nil
+	}
+	if fi, err := os.Stat(output); err == nil && fi.IsDir() {
+		return filepath.Join(output, name), nil
+	}
+	return output, nil
+}

@@ -1,0 +1,247 @@
+// Package peering joins a torrent to the peers a mediator knows: it answers
+// the WebRTC offers that arrive as mediation signals for one hash, dials the
+// peers it is asked to, and hands every open data channel to the torrent.
+//
+// Both the seeder and the downloader use it: a downloader also answers
+// offers, because it re-shares what it has while it downloads.
+package peering
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
+	"github.com/p2pcdn/p2pcdn/internal/rtc"
+	"github.com/p2pcdn/p2pcdn/internal/swarm"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultMaxPeers      = 64
+	DefaultSignalTimeout = 20 * time.Second
+)
+
+// Config configures a Link.
+type Config struct {
+	Hash      string // full hash, 40 lowercase hex
+	Client    *mediatorclient.Client
+	Transport *rtc.Transport
+	Torrent   *swarm.Torrent
+	Logger    *slog.Logger
+	// MaxPeers bounds the sessions (negotiating or connected) of this hash,
+	// so a flood of offers cannot exhaust the process.
+	MaxPeers int
+	// SignalTimeout bounds one WebRTC negotiation.
+	SignalTimeout time.Duration
+}
+
+// Link is one hash's presence on one mediator. It owns a goroutine that
+// routes the hash's signals and one goroutine per peer session; Close stops
+// them all.
+type Link struct {
+	cfg    Config
+	self   string
+	log    *slog.Logger
+	sub    *mediatorclient.Subscription
+	peers  chan []string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	sessions map[string]*session // by remote peer id
+	banned   map[string]bool
+}
+
+// session is one remote peer, negotiating or connected.
+type session struct {
+	recv      chan string // signals from the remote peer for rtc
+	initiator bool        // we sent the offer
+	cancel    context.CancelFunc
+}
+
+// Join starts routing hash's signals to cfg.Torrent until ctx ends or Close.
+func Join(ctx context.Context, cfg Config) *Link {
+	if cfg.MaxPeers <= 0 {
+		cfg.MaxPeers = DefaultMaxPeers
+	}
+	if cfg.SignalTimeout <= 0 {
+		cfg.SignalTimeout = DefaultSignalTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	l := &Link{
+		cfg:      cfg,
+		self:     cfg.Client.PeerID(),
+		log:      log.With("hash", cfg.Hash),
+		sub:      cfg.Client.Subscribe(cfg.Hash),
+		peers:    make(chan []string, 1),
+		ctx:      ctx,
+		cancel:   cancel,
+		sessions: make(map[string]*session),
+		banned:   make(map[string]bool),
+	}
+	l.wg.Add(1)
+	go l.route()
+	return l
+}
+
+// Peers delivers the mediator's answers to get_peers for the hash, newest
+// first: an answer not yet taken is replaced by a newer one.
+func (l *Link) Peers() <-chan []string { return l.peers }
+
+// Sessions returns how many peers are negotiating or connected.
+func (l *Link) Sessions() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.sessions)
+}
+
+// Connect dials peerID in the background unless a session with it exists,
+// it is banned, it is us, or the link is full. It reports whether it dialed.
+func (l *Link) Connect(peerID string) bool {
+	if peerID == l.self {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ctx.Err() != nil || l.sessions[peerID] != nil || l.banned[peerID] || len(l.sessions) >= l.cfg.MaxPeers {
+		return false
+	}
+	l.start(peerID, true, "")
+	return true
+}
+
+// Close stops routing, ends every session and waits for their goroutines.
+func (l *Link) Close() {
+	l.cancel()
+	l.sub.Close()
+	l.wg.Wait()
+}
+
+func (l *Link) route() {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case ev, ok := <-l.sub.C:
+			if !ok {
+				return
+			}
+			switch ev := ev.(type) {
+			case mediatorclient.Peers:
+				l.offerPeers(ev.IDs)
+			case mediatorclient.Signal:
+				l.onSignal(ev.From, ev.Data)
+			}
+		}
+	}
+}
+
+// offerPeers replaces an answer nobody took yet with the newer one.
+func (l *Link) offerPeers(ids []string) {
+	for {
+		select {
+		case l.peers <- ids:
+			return
+		default:
+		}
+		select {
+		case <-l.peers:
+		default:
+		}
+	}
+}
+
+func (l *Link) onSignal(from, data string) {
+	if from == l.self {
+		return
+	}
+	sig, err := rtc.ParseSignal(data)
+	if err != nil {
+		l.log.Debug("dropping a bad signal", "from", from, "err", err)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.sessions[from]
+	if sig.Type != rtc.SignalOffer {
+		if s != nil {
+			select {
+			case s.recv <- data:
+			default: // a peer flooding signals loses them; its negotiation times out
+			}
+		}
+		return
+	}
+	if l.banned[from] || l.ctx.Err() != nil {
+		return
+	}
+	if s != nil {
+		// Both sides dialed each other at once: the offer of the peer with
+		// the higher id wins, so exactly one connection survives.
+		if s.initiator && l.self > from {
+			return
+		}
+		s.cancel()
+		delete(l.sessions, from)
+	}
+	if len(l.sessions) >= l.cfg.MaxPeers {
+		l.log.Debug("refusing an offer: too many peers", "from", from)
+		return
+	}
+	l.start(from, false, data)
+}
+
+// start runs a session with peer; l.mu is held.
+func (l *Link) start(peer string, initiator bool, offer string) {
+	ctx, cancel := context.WithCancel(l.ctx)
+	s := &session{recv: make(chan string, 16), initiator: initiator, cancel: cancel}
+	l.sessions[peer] = s
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer cancel()
+		err := l.run(ctx, peer, s, offer)
+		l.mu.Lock()
+		if l.sessions[peer] == s {
+			delete(l.sessions, peer)
+		}
+		if errors.Is(err, swarm.ErrBanned) {
+			l.banned[peer] = true
+		}
+		l.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			l.log.Debug("peer session ended", "peer", peer, "err", err)
+		}
+	}()
+}
+
+func (l *Link) run(ctx context.Context, peer string, s *session, offer string) error {
+	send := func(ctx context.Context, signal string) error {
+		return l.cfg.Client.Signal(ctx, l.cfg.Hash, peer, signal)
+	}
+	nctx, stop := context.WithTimeout(ctx, l.cfg.SignalTimeout)
+	var (
+		conn rtc.Conn
+		err  error
+	)
+	if s.initiator {
+		conn, err = l.cfg.Transport.Dial(nctx, send, s.recv)
+	} else {
+		conn, err = l.cfg.Transport.Accept(nctx, offer, send, s.recv)
+	}
+	stop()
+	if err != nil {
+		return err
+	}
+	l.log.Debug("peer connected", "peer", peer, "remote", conn.RemoteAddr(), "initiator", s.initiator)
+	return l.cfg.Torrent.AddPeer(ctx, conn, s.initiator, conn.RemoteAddr())
+}

@@ -1,0 +1,186 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// DialOptions configures Dial. The zero value (or nil) is usable.
+type DialOptions struct {
+	Header           http.Header
+	HandshakeTimeout time.Duration // default 10s, covers the WebSocket and the namespace handshakes
+	MaxPayload       int           // largest frame accepted from the server, default 1_000_000
+	MaxPending       int           // queued outbound packets, default 256
+	Logger           *slog.Logger
+}
+
+// Dial opens a client connection over the WebSocket transport (EIO=4&transport=websocket), connects the
+// default namespace and waits for "40{...}". rawURL may be ws://host:port, http://host:port or host:port,
+// with or without the "/socket.io/" path. Pings from the server are answered; if they stop for longer than
+// pingInterval+pingTimeout the connection closes. ctx bounds only the handshake; the connection outlives it
+// and ends with Close.
+func Dial(ctx context.Context, rawURL string, opt *DialOptions) (*Conn, error) {
+	var o DialOptions
+	if opt != nil {
+		o = *opt
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = defaultMaxPayload
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = defaultMaxPending
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	u, err := engineURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.HandshakeTimeout)
+	defer cancel()
+	d := websocket.Dialer{
+		HandshakeTimeout: o.HandshakeTimeout,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &sync.Pool{},
+	}
+	ws, resp, err := d.DialContext(ctx, u, o.Header)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("socketio: connect to %s: server answered %s: %w", u, resp.Status, err)
+		}
+		return nil, fmt.Errorf("socketio: connect to %s: %w", u, err)
+	}
+	ws.SetReadLimit(int64(o.MaxPayload))
+	// The handshake reads below block; abandon them when ctx ends.
+	stop := context.AfterFunc(ctx, func() { _ = ws.Close() })
+	c, err := clientHandshake(ws, &o)
+	if !stop() || err != nil {
+		_ = ws.Close()
+		if err == nil || ctx.Err() != nil {
+			err = fmt.Errorf("socketio: handshake with %s: %w", u, context.Cause(ctx))
+		}
+		return nil, err
+	}
+	c.resetWatchdog()
+	go c.readLoop(ws)
+	return c, nil
+}
+
+// clientHandshake reads the open packet, sends "40" and waits for the namespace answer.
+func clientHandshake(ws *websocket.Conn, o *DialOptions) (*Conn, error) {
+	remote := ws.RemoteAddr().String()
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		return nil, fmt.Errorf("socketio: read open packet from %s: %w", remote, err)
+	}
+	if len(data) == 0 || data[0] != engineOpen {
+		return nil, fmt.Errorf("socketio: expected an open packet from %s, got %.40q", remote, data)
+	}
+	var open struct {
+		Sid          string `json:"sid"`
+		PingInterval int64  `json:"pingInterval"`
+		PingTimeout  int64  `json:"pingTimeout"`
+		MaxPayload   int    `json:"maxPayload"`
+	}
+	if err := json.Unmarshal(data[1:], &open); err != nil || open.Sid == "" || open.PingInterval <= 0 || open.PingTimeout <= 0 {
+		return nil, fmt.Errorf("socketio: malformed open packet from %s: %.80q", remote, data)
+	}
+	c := newConn(open.Sid, remote, o.Logger)
+	c.transport = transportWebsocket
+	c.ws = ws
+	c.maxPending = o.MaxPending
+	c.maxPayload = o.MaxPayload
+	if open.MaxPayload > 0 && open.MaxPayload < c.maxPayload {
+		c.maxPayload = open.MaxPayload // the server's limit on what we send
+	}
+	c.maxPendingBytes = 2 * c.maxPayload
+	c.pingInterval = time.Duration(open.PingInterval) * time.Millisecond
+	c.pingTimeout = time.Duration(open.PingTimeout) * time.Millisecond
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		return nil, fmt.Errorf("socketio: connect namespace on %s: %w", remote, err)
+	}
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			return nil, fmt.Errorf("socketio: wait for namespace answer from %s: %w", remote, err)
+		}
+		p, err := ParseEnginePacket(string(data))
+		if err != nil {
+			return nil, fmt.Errorf("socketio: handshake with %s: %w", remote, err)
+		}
+		switch p.Type {
+		case enginePing:
+			if err := ws.WriteMessage(websocket.TextMessage, []byte{enginePong}); err != nil {
+				return nil, fmt.Errorf("socketio: answer ping from %s: %w", remote, err)
+			}
+			continue
+		case engineNoop:
+			continue
+		case engineMessage:
+		default:
+			return nil, fmt.Errorf("socketio: unexpected packet %.40q from %s during handshake", data, remote)
+		}
+		sp, err := ParseSocketPacket(p.Data)
+		if err != nil {
+			return nil, fmt.Errorf("socketio: handshake with %s: %w", remote, err)
+		}
+		if sp.Namespace != "/" {
+			continue
+		}
+		switch sp.Type {
+		case socketConnect:
+			c.connected = true
+			return c, nil
+		case socketConnectError:
+			return nil, fmt.Errorf("socketio: %s refused the connection: %s", remote, sp.Data)
+		default:
+			return nil, fmt.Errorf("socketio: unexpected packet %.40q from %s during handshake", data, remote)
+		}
+	}
+}
+
+// engineURL turns ws://h:p, http://h:p or h:p (with or without a path) into the Engine.IO WebSocket URL.
+func engineURL(raw string) (string, error) {
+	if !strings.Contains(raw, "://") {
+		raw = "ws://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("socketio: bad mediator address %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("socketio: bad mediator address %q: scheme must be ws, wss, http or https", raw)
+	}
+	if u.Host == "" {
+		return "", errors.New("socketio: bad mediator address " + fmt.Sprintf("%q", raw) + ": no host")
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/socket.io/"
+	}
+	q := u.Query()
+	q.Set("EIO", "4")
+	q.Set("transport", "websocket")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}

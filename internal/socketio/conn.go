@@ -1,0 +1,536 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Event is one Socket.IO EVENT packet (42[...]) on the default namespace.
+type Event struct {
+	Name string
+	Args []json.RawMessage
+}
+
+var (
+	// ErrClosed is returned by Emit and ReadEvent once the connection is closed.
+	ErrClosed = errors.New("socketio: connection closed")
+	// ErrSlowConsumer is the reason a connection was closed because its outbound queue overflowed.
+	ErrSlowConsumer = errors.New("socketio: peer reads too slowly, outbound queue full")
+	// ErrPingTimeout is the reason a connection was closed because the other side stopped answering.
+	ErrPingTimeout = errors.New("socketio: ping timeout")
+	// errRemoteClosed marks a clean close by the other side; ReadEvent reports it as io.EOF.
+	// ErrInboundOverflow is the reason a connection was closed because the other side sent more events
+	// than the application read.
+	ErrInboundOverflow = errors.New("socketio: too many unread events")
+	errRemoteClosed    = errors.New("socketio: closed by the other side")
+	errShutdown        = errors.New("socketio: server shutting down")
+)
+
+const (
+	transportPolling   = "polling"
+	transportWebsocket = "websocket"
+	// writeTimeout bounds one websocket frame write so a stalled peer cannot pin the writer.
+	writeTimeout = 10 * time.Second
+	// closeGrace is how long a closing websocket waits for the peer's close frame.
+	closeGrace = 2 * time.Second
+)
+
+// Conn is one Socket.IO connection, server side or client side (same type for both). It is safe for
+// concurrent use. Outbound packets go through a bounded queue drained by a writer goroutine that exists only
+// while there is something to write (websocket) or by the client's next poll (polling), so an idle
+// connection costs no goroutine of its own besides its reader and, on a server, its handler.
+type Conn struct {
+	id     string
+	remote string
+	srv    *Server // nil on the client side
+	log    *slog.Logger
+
+	maxPayload      int
+	maxPending      int
+	maxPendingBytes int
+	pingInterval    time.Duration
+	pingTimeout     time.Duration
+
+	ctx        context.Context
+	cancel     context.CancelFunc
+	inboxReady chan struct{} // signalled when inbox grows
+	wake       chan struct{}
+
+	mu         sync.Mutex
+	closed     bool
+	closeErr   error
+	transport  string
+	ws         *websocket.Conn
+	queue      [][]byte // encoded Engine.IO packets waiting to be sent
+	queueBytes int
+	inbox      []Event // received events not yet read, bounded like queue
+	inboxBytes int
+	writing    bool // a websocket writer goroutine is draining queue
+	polling    bool // a GET long-poll is in progress
+	posting    bool // a POST is in progress
+	probing    bool // a websocket upgrade probe succeeded; polling answers noop until "5"
+	connected  bool // namespace "/" connected ("40")
+	discard    bool // no handler: events are dropped
+	timer      *time.Timer
+	pingDue    time.Time // when the timer is meant to fire; earlier firings are stale
+	awaitPong  bool
+}
+
+func newConn(id, remote string, log *slog.Logger) *Conn {
+	c := &Conn{id: id, remote: remote, log: log, inboxReady: make(chan struct{}, 1)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+// ID is the Engine.IO session id (server side: the one we assigned; client side: the one we were given).
+func (c *Conn) ID() string { return c.id }
+
+// RemoteAddr is the other side's network address.
+func (c *Conn) RemoteAddr() string { return c.remote }
+
+// Done is closed when the connection is gone.
+func (c *Conn) Done() <-chan struct{} { return c.ctx.Done() }
+
+// Context is cancelled when the connection is gone.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Transport reports "polling" or "websocket".
+func (c *Conn) Transport() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.transport
+}
+
+// Err reports why the connection closed (nil while open).
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeErr
+}
+
+// Emit queues 42["name",args...] without blocking. If the queue is full the connection is closed as a slow
+// consumer. After close it returns ErrClosed.
+func (c *Conn) Emit(name string, args ...any) error {
+	pkt, err := encodeEvent(name, args)
+	if err != nil {
+		return err
+	}
+	if len(pkt) > c.maxPayload {
+		return fmt.Errorf("socketio: event %q is %d bytes, more than the connection's limit of %d", name, len(pkt), c.maxPayload)
+	}
+	return c.enqueue(pkt, true)
+}
+
+// ReadEvent returns the next event. Events that arrived before the connection closed are still returned;
+// after them it returns io.EOF when the other side closed the connection and ErrClosed when it was closed
+// for another reason (locally, ping timeout, protocol error).
+func (c *Conn) ReadEvent(ctx context.Context) (Event, error) {
+	for {
+		c.mu.Lock()
+		if len(c.inbox) > 0 {
+			ev := c.inbox[0]
+			c.inbox[0] = Event{}
+			c.inbox = c.inbox[1:]
+			if len(c.inbox) == 0 {
+				c.inbox = nil // let the backing array go while idle
+			}
+			c.inboxBytes -= eventSize(ev)
+			c.mu.Unlock()
+			return ev, nil
+		}
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return Event{}, c.readErr()
+		}
+		select {
+		case <-c.inboxReady:
+		case <-c.ctx.Done():
+		case <-ctx.Done():
+			if c.ctx.Err() != nil {
+				continue // ctx is often the handler's, cancelled by the close itself
+			}
+			return Event{}, ctx.Err()
+		}
+	}
+}
+
+func eventSize(ev Event) int {
+	n := len(ev.Name)
+	for _, a := range ev.Args {
+		n += len(a)
+	}
+	return n
+}
+
+func (c *Conn) readErr() error {
+	if errors.Is(c.Err(), errRemoteClosed) {
+		return io.EOF
+	}
+	return ErrClosed
+}
+
+// Close disconnects gracefully: it sends a Socket.IO disconnect ("41") after what is already queued, so
+// socket.io clients do not reconnect automatically, then closes the transport.
+func (c *Conn) Close() error {
+	c.closeWith(ErrClosed, true)
+	return nil
+}
+
+// enqueue appends one encoded packet. limited packets (events) count against the queue bounds; control
+// packets (ping, pong, connect) do not, as at most a few of them are ever pending.
+func (c *Conn) enqueue(pkt []byte, limited bool) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if limited && (len(c.queue) >= c.maxPending || c.queueBytes+len(pkt) > c.maxPendingBytes) {
+		c.mu.Unlock()
+		c.closeWith(ErrSlowConsumer, false)
+		c.srv.reportError("slow_consumer")
+		return fmt.Errorf("socketio: emit to %s: %w", c.remote, ErrSlowConsumer)
+	}
+	c.queue = append(c.queue, pkt)
+	c.queueBytes += len(pkt)
+	c.kickLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+// kickLocked makes the transport send what is queued: it starts the websocket writer or wakes a waiting
+// long-poll.
+func (c *Conn) kickLocked() {
+	if c.transport == transportWebsocket && c.ws != nil {
+		if !c.writing {
+			c.writing = true
+			go c.writeLoop(c.ws)
+		}
+		return
+	}
+	c.notifyPoll()
+}
+
+func (c *Conn) notifyPoll() {
+	if c.wake == nil {
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop drains the queue onto ws and exits when the queue is empty; once the connection is closed it
+// writes a close frame and closes the socket, which also ends the reader.
+func (c *Conn) writeLoop(ws *websocket.Conn) {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.writing = false
+			closed := c.closed
+			c.mu.Unlock()
+			if closed {
+				deadline := time.Now().Add(closeGrace)
+				_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
+				// Closing the socket now could turn into a TCP reset that makes the peer drop our last
+				// packets ("41") unread; the reader closes it when the peer's close frame arrives.
+				time.AfterFunc(closeGrace, func() { _ = ws.Close() })
+			}
+			return
+		}
+		batch := c.queue
+		c.queue, c.queueBytes = nil, 0
+		c.mu.Unlock()
+		for _, p := range batch {
+			_ = ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := ws.WriteMessage(websocket.TextMessage, p); err != nil {
+				c.mu.Lock()
+				c.writing = false
+				c.queue, c.queueBytes = nil, 0
+				c.mu.Unlock()
+				c.closeWith(fmt.Errorf("socketio: write to %s: %w", c.remote, err), false)
+				_ = ws.Close()
+				return
+			}
+		}
+	}
+}
+
+// closeWith closes the connection once, for reason. graceful sends a Socket.IO disconnect first when the
+// namespace is connected.
+func (c *Conn) closeWith(reason error, graceful bool) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.closeErr = reason
+	if graceful && c.connected {
+		c.queue = append(c.queue, []byte("41"))
+	}
+	if c.transport == transportPolling {
+		// Tell a polling client right away instead of letting it find out by a 400 on its next poll.
+		c.queue = append(c.queue, []byte{engineClose})
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.transport == transportWebsocket && c.ws != nil && !c.writing {
+		c.writing = true
+		go c.writeLoop(c.ws)
+	}
+	c.notifyPoll()
+	c.mu.Unlock()
+	c.cancel()
+	if c.srv != nil {
+		c.srv.connClosed(c)
+	}
+	if !errors.Is(reason, ErrClosed) && !errors.Is(reason, errRemoteClosed) && !errors.Is(reason, errShutdown) {
+		c.log.Debug("socket.io connection closed", "sid", c.id, "remote", c.remote, "reason", reason)
+	}
+}
+
+// handlePacket processes one inbound Engine.IO packet. A returned error is a protocol violation; the caller
+// closes the connection.
+func (c *Conn) handlePacket(p EnginePacket) error {
+	if p.Binary {
+		// Binary attachments are not part of this protocol; skip them rather than fail a client.
+		c.srv.reportError("binary")
+		return nil
+	}
+	switch p.Type {
+	case engineClose:
+		c.closeWith(errRemoteClosed, false)
+		return nil
+	case enginePing:
+		if c.srv == nil {
+			c.resetWatchdog()
+		}
+		return c.enqueue(append([]byte{enginePong}, p.Data...), false)
+	case enginePong:
+		if c.srv != nil {
+			c.pongReceived()
+		}
+		return nil
+	case engineMessage:
+		return c.handleSocket(p.Data)
+	case engineNoop, engineUpgrade:
+		return nil
+	default:
+		return fmt.Errorf("unexpected engine.io packet type %q", p.Type)
+	}
+}
+
+// handleSocket processes the Socket.IO packet carried in an Engine.IO message.
+func (c *Conn) handleSocket(data string) error {
+	sp, err := ParseSocketPacket(data)
+	if err != nil {
+		return err
+	}
+	if c.srv == nil {
+		return c.handleSocketClient(sp)
+	}
+	switch sp.Type {
+	case socketConnect:
+		if sp.Namespace != "/" {
+			msg, _ := json.Marshal(map[string]string{"message": "Invalid namespace"})
+			return c.enqueue(fmt.Appendf(nil, "44%s,%s", sp.Namespace, msg), false)
+		}
+		c.mu.Lock()
+		already := c.connected
+		c.connected = true
+		c.mu.Unlock()
+		if already {
+			return nil
+		}
+		if err := c.enqueue(fmt.Appendf(nil, `40{"sid":%q}`, c.id), false); err != nil {
+			return nil // closed meanwhile
+		}
+		c.srv.startHandler(c)
+		return nil
+	case socketDisconnect:
+		if sp.Namespace == "/" {
+			c.closeWith(errRemoteClosed, false)
+		}
+		return nil
+	case socketEvent:
+		return c.deliver(sp)
+	case socketAck, socketBinaryEvent, socketBinaryAck:
+		c.srv.reportError("unsupported_packet")
+		return nil
+	default:
+		return fmt.Errorf("socket.io: a client may not send packet type %d", sp.Type)
+	}
+}
+
+func (c *Conn) handleSocketClient(sp SocketPacket) error {
+	switch sp.Type {
+	case socketDisconnect:
+		if sp.Namespace == "/" {
+			c.closeWith(errRemoteClosed, false)
+		}
+		return nil
+	case socketEvent:
+		return c.deliver(sp)
+	case socketConnect, socketAck, socketBinaryEvent, socketBinaryAck, socketConnectError:
+		return nil
+	default:
+		return fmt.Errorf("socket.io: unexpected packet type %d", sp.Type)
+	}
+}
+
+// deliver hands an event to ReadEvent, blocking until it is read or the connection closes.
+func (c *Conn) deliver(sp SocketPacket) error {
+	if sp.Namespace != "/" {
+		return nil // events for namespaces we refused are ignored, as socket.io does
+	}
+	c.mu.Lock()
+	ok := c.connected && !c.discard
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	ev, err := ParseEvent(sp.Data)
+	if err != nil {
+		return err
+	}
+	// Queue instead of blocking the reader: pings and closes must still be seen while the application is
+	// busy. A peer that sends faster than the application reads is cut off, like a slow consumer.
+	size := eventSize(ev)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	if len(c.inbox) >= c.maxPending || c.inboxBytes+size > c.maxPendingBytes {
+		c.mu.Unlock()
+		c.srv.reportError("inbound_overflow")
+		c.closeWith(fmt.Errorf("socketio: %s sends events faster than they are read: %w", c.remote, ErrInboundOverflow), false)
+		return nil
+	}
+	c.inbox = append(c.inbox, ev)
+	c.inboxBytes += size
+	c.mu.Unlock()
+	select {
+	case c.inboxReady <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// startPing arms the server-side heartbeat: a ping every pingInterval, close when no pong within
+// pingTimeout. One timer per connection, no goroutine.
+func (c *Conn) startPing() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pingDue = time.Now().Add(c.pingInterval)
+	c.timer = time.AfterFunc(c.pingInterval, c.pingTick)
+}
+
+func (c *Conn) pingTick() {
+	c.mu.Lock()
+	if c.closed || time.Now().Before(c.pingDue) {
+		c.mu.Unlock() // stale firing: the timer was re-armed meanwhile
+		return
+	}
+	if c.awaitPong {
+		c.mu.Unlock()
+		c.srv.reportError("ping_timeout")
+		c.closeWith(ErrPingTimeout, false)
+		return
+	}
+	c.awaitPong = true
+	c.pingDue = time.Now().Add(c.pingTimeout)
+	c.timer.Reset(c.pingTimeout)
+	c.queue = append(c.queue, []byte{enginePing})
+	c.queueBytes++
+	c.kickLocked()
+	c.mu.Unlock()
+}
+
+func (c *Conn) pongReceived() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.awaitPong || c.closed {
+		return
+	}
+	c.awaitPong = false
+	c.pingDue = time.Now().Add(c.pingInterval)
+	c.timer.Reset(c.pingInterval)
+}
+
+// resetWatchdog (client side) re-arms the timer that closes the connection when the server's pings stop.
+func (c *Conn) resetWatchdog() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	d := c.pingInterval + c.pingTimeout
+	c.pingDue = time.Now().Add(d)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.watchdogFired)
+		return
+	}
+	c.timer.Reset(d)
+}
+
+func (c *Conn) watchdogFired() {
+	c.mu.Lock()
+	stale := time.Now().Before(c.pingDue)
+	c.mu.Unlock()
+	if !stale {
+		c.closeWith(ErrPingTimeout, false)
+	}
+}
+
+// readLoop reads websocket frames until the socket fails or the connection closes.
+func (c *Conn) readLoop(ws *websocket.Conn) {
+	for {
+		mt, data, err := ws.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				c.closeWith(errRemoteClosed, false)
+			} else if errors.Is(err, websocket.ErrReadLimit) {
+				c.srv.reportError("payload_too_large")
+				c.closeWith(fmt.Errorf("socketio: frame from %s larger than %d bytes: %w", c.remote, c.maxPayload, err), false)
+			} else {
+				c.closeWith(fmt.Errorf("socketio: read from %s: %w", c.remote, err), false)
+			}
+			_ = ws.Close()
+			return
+		}
+		if c.ctx.Err() != nil {
+			continue // closing: drain until the peer's close frame or the grace timer
+		}
+		var p EnginePacket
+		if mt == websocket.BinaryMessage {
+			p = EnginePacket{Type: engineMessage, Binary: true}
+		} else if p, err = ParseEnginePacket(string(data)); err != nil {
+			c.protocolError(err)
+			return
+		}
+		if err := c.handlePacket(p); err != nil {
+			c.protocolError(err)
+			return
+		}
+	}
+}
+
+// protocolError closes the connection because the other side broke the protocol.
+func (c *Conn) protocolError(err error) {
+	c.srv.reportError("protocol")
+	c.log.Info("socket.io protocol error, closing connection", "remote", c.remote, "sid", c.id, "err", err)
+	c.closeWith(fmt.Errorf("socketio: protocol error from %s: %w", c.remote, err), false)
+}

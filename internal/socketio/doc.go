@@ -1,0 +1,9 @@
+// Package socketio is the Engine.IO 4 / Socket.IO 5 transport of mediation: a server (HTTP long-polling,
+// upgrade to WebSocket, direct WebSocket) and a WebSocket-only client, both yielding a Conn that exchanges
+// JSON events on the default namespace. Acknowledgements and binary attachments are not part of p2pcdn's
+// protocol: they are skipped, never fatal. The packet decoders (ParseEnginePacket, SplitPayload,
+// ParseSocketPacket, ParseEvent) are pure functions with fuzz targets.
+//
+// Every connection has bounded queues both ways: an application that emits faster than the peer reads, or a
+// peer that sends faster than the application reads, gets the connection closed rather than growing memory.
+package socketio

@@ -1,0 +1,295 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/p2pcdn/p2pcdn/internal/chromium"
+	"github.com/p2pcdn/p2pcdn/internal/mediator"
+)
+
+// testPage loads the library and nothing else, for tests of the library API.
+const testPage = `<!doctype html><meta charset="utf-8"><title>p2pcdn test</title><link rel="icon" href="data:,">
+<img id="img" alt=""><span id="dl">download</span>
+<script src="/p2pcdn.js"></script>`
+
+// testMediator is our Go mediator with the web handler (and the bare test
+// page) mounted as its fallback, on 127.0.0.1. It can be restarted on the
+// same address to test reconnection.
+type testMediator struct {
+	t      testing.TB
+	addr   string
+	lw     *lockedWriter
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startMediator(t testing.TB) *testMediator {
+	t.Helper()
+	m := &testMediator{t: t, addr: "127.0.0.1:0", lw: &lockedWriter{t: t}}
+	m.start()
+	t.Cleanup(func() {
+		m.stop()
+		m.lw.close()
+	})
+	return m
+}
+
+func (m *testMediator) URL() string { return "http://" + m.addr }
+
+func (m *testMediator) start() {
+	m.t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/test.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, testPage)
+	})
+	mux.Handle("/", Handler())
+	srv := &mediator.Server{
+		Fallback: mux,
+		Logger:   slog.New(slog.NewTextHandler(m.lw, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	ln, err := net.Listen("tcp", m.addr)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel, m.done = cancel, make(chan error, 1)
+	go func() { m.done <- srv.Serve(ctx, ln) }()
+}
+
+func (m *testMediator) stop() {
+	if m.cancel == nil {
+		return
+	}
+	m.cancel()
+	if err := <-m.done; err != nil {
+		m.t.Errorf("mediator: %v", err)
+	}
+	m.cancel = nil
+}
+
+// lockedWriter sends the mediator's log lines to the test log until the test ends.
+type lockedWriter struct {
+	mu     sync.Mutex
+	t      testing.TB
+	closed bool
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log("mediator: " + strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+func (w *lockedWriter) close() { w.mu.Lock(); w.closed = true; w.mu.Unlock() }
+
+// timeout bounds one browser step; generous because the machine is shared.
+const timeout = 90 * time.Second
+
+func navigate(t testing.TB, tab context.Context, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("navigating to %s: %v", url, err)
+	}
+}
+
+// eval runs JavaScript in the tab, awaiting a returned promise.
+func eval[T any](t testing.TB, tab context.Context, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, timeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluating %.80q: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript condition until it is true.
+func waitFor(t testing.TB, tab context.Context, what, cond string) {
+	t.Helper()
+	expr := fmt.Sprintf(`new Promise((resolve) => { const f = () => (%s) ? resolve(true) : setTimeout(f, 100); f(); })`, cond)
+	ctx, cancel := context.WithTimeout(tab, timeout)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+type vector struct {
+	Size               int    `json:"size"`
+	FileName           string `json:"file_name"`
+	InfoDictionaryJSON string `json:"info_dictionary_json"`
+}
+
+func loadVectors(t *testing.T) []vector {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "content", "prototype-vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct{ Vectors []vector }
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Vectors) == 0 {
+		t.Fatal("no vectors")
+	}
+	return f.Vectors
+}
+
+// genJS builds the vectors' content, byte[i] = (i*7+3) mod 256, in the page.
+const genJS = `const gen = (n) => { const u = new Uint8Array(n); for (let i = 0; i < n; i++) u[i] = (i * 7 + 3) & 255; return u; };`
+
+func TestHashMatchesPrototypeVectors(t *testing.T) {
+	base := startMediator(t).URL()
+	b := chromium.New(t)
+	navigate(t, b.Tab(), base+"/test.html")
+	for _, v := range loadVectors(t) {
+		got := eval[string](t, b.Tab(), fmt.Sprintf(`(async () => { %s
+			return JSON.stringify(await p2pcdn.hashBlob(new Blob([gen(%d)]), %q)); })()`, genJS, v.Size, v.FileName))
+		if got != v.InfoDictionaryJSON {
+			t.Errorf("size %d:\n got %s\nwant %s", v.Size, got, v.InfoDictionaryJSON)
+		}
+	}
+	// The pure-JS SHA-1 used where crypto.subtle is missing (plain http on a
+	// LAN address) must agree with WebCrypto.
+	mismatch := eval[string](t, b.Tab(), `(async () => { `+genJS+`
+		for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 200000]) {
+			const u = gen(n);
+			const a = new Uint8Array(await crypto.subtle.digest('SHA-1', u)), b = p2pcdn._sha1js(u);
+			if (a.join() !== b.join()) return 'size ' + n;
+		}
+		return ''; })()`)
+	if mismatch != "" {
+		t.Errorf("pure-JS SHA-1 differs from WebCrypto at %s", mismatch)
+	}
+}
+
+func TestCheckInfoRejectsTampering(t *testing.T) {
+	base := startMediator(t).URL()
+	b := chromium.New(t)
+	navigate(t, b.Tab(), base+"/test.html")
+	res := eval[[]string](t, b.Tab(), `(async () => { `+genJS+`
+		const info = await p2pcdn.hashBlob(new Blob([gen(450000)]), "x.bin");
+		const cases = {
+			ok: info,
+			piece: {...info, piece_hashes: [info.piece_hashes[0], info.piece_hashes[2], info.piece_hashes[1]]},
+			amount: {...info, pieces_amount: 2},
+			length: {...info, total_length: 9},
+			hash: {...info, full_hash: "0".repeat(40)},
+		};
+		const out = [];
+		for (const [k, v] of Object.entries(cases)) {
+			try { await p2pcdn.checkInfo(v, info.full_hash); out.push(k + ":ok"); } catch (e) { out.push(k + ":" + e.message); }
+		}
+		return out; })()`)
+	if len(res) != 5 || res[0] != "ok:ok" {
+		t.Fatalf("checkInfo results: %q", res)
+	}
+	for _, r := range res[1:] {
+		if !strings.Contains(r, "invalid info dictionary") {
+			t.Errorf("tampered dictionary accepted or wrong error: %s", r)
+		}
+	}
+}
+
+// TestPageToPage: page A seeds a Blob, page B fetches it knowing only the
+// hash (so the info dictionary comes over p2pcdn_info), with the default
+// transports: long-polling first, then the upgrade to WebSocket.
+func TestPageToPage(t *testing.T) {
+	base := startMediator(t).URL()
+	b := chromium.New(t)
+	a, c := b.Tab(), b.NewTab()
+	navigate(t, a, base+"/test.html")
+	navigate(t, c, base+"/test.html")
+
+	const size = 1500000 // 8 pieces, the last one short
+	hash := eval[string](t, a, `(async () => { `+genJS+`
+		window.node = await p2pcdn.connect({iceServers: [], debug: true});
+		const blob = new Blob([gen(`+fmt.Sprint(size)+`)]);
+		window.want = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))).join();
+		const info = await node.seed(blob, {name: "data.bin"});
+		return info.full_hash; })()`)
+	want := eval[string](t, a, `window.want`)
+
+	got := eval[map[string]any](t, c, `(async () => {
+		window.node = await p2pcdn.connect({iceServers: [], debug: true});
+		let progress = 0;
+		const blob = await node.fetch(`+fmt.Sprintf("%q", hash)+`, {onProgress: (p) => { progress++; }});
+		const sum = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))).join();
+		return {sum, size: blob.size, progress, name: node.infoOf(`+fmt.Sprintf("%q", hash)+`).file_name};
+	})()`)
+	if got["sum"] != want {
+		t.Fatalf("fetched bytes differ from the seeded ones (size %v)", got["size"])
+	}
+	if got["size"] != float64(size) || got["name"] != "data.bin" {
+		t.Errorf("fetched size %v name %v, want %d data.bin", got["size"], got["name"], size)
+	}
+	if p, _ := got["progress"].(float64); p < 1 {
+		t.Errorf("onProgress was never called")
+	}
+	// Both pages started with long-polling and upgraded to WebSocket.
+	for name, tab := range map[string]context.Context{"seeder": a, "fetcher": c} {
+		waitFor(t, tab, name+" upgrade to websocket", `node.transport === "websocket"`)
+		if h := eval[[]string](t, tab, `node.transports`); len(h) < 2 || h[0] != "polling" || h[len(h)-1] != "websocket" {
+			t.Errorf("%s transports = %q, want polling then websocket", name, h)
+		}
+	}
+}
+
+func TestHandler(t *testing.T) {
+	base := startMediator(t).URL()
+	for path, want := range map[string]string{"/": "text/html", "/p2pcdn.js": "text/javascript"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) || len(body) == 0 {
+			t.Errorf("GET %s: %d %q %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+		}
+		if path == "/p2pcdn.js" && len(body) > 60<<10 {
+			t.Errorf("p2pcdn.js is %d bytes, budget is 60 KiB", len(body))
+		}
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+		resp2, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp2.Body.Close()
+		if resp2.StatusCode != http.StatusNotModified {
+			t.Errorf("GET %s with its ETag: %d, want 304", path, resp2.StatusCode)
+		}
+	}
+	resp, err := http.Get(base + "/nope.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("GET /nope.js: %d, want 404", resp.StatusCode)
+	}
+}

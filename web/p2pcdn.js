@@ -1,0 +1,1182 @@
+/*! p2pcdn.js — browser peer of p2pcdn. No dependencies, no build step.
+ *
+ * Load it with <script src="/p2pcdn.js"></script>; it defines the globals
+ * `p2pcdn` (modern API) and `cdn` (the original prototype's API).
+ *
+ * Modern API
+ *   const node = await p2pcdn.connect({mediator: "ws://127.0.0.1:8888", iceServers: []});
+ *     options: mediator (ws:, wss:, http: or https: URL; default: this page's origin),
+ *              iceServers (default [] = host candidates only), transports (default
+ *              ["polling", "websocket"] like socket.io-client), cache (IndexedDB, default false),
+ *              debug (log to the console), timeout (ms to wait for the mediator, default 20000).
+ *   const info = await node.seed(fileOrBlob, {name});   // hashes, announces, serves lazily
+ *   const blob = await node.fetch(hashOrInfo, {onProgress: ({received, total, peers, rate}) => {}, signal});
+ *   await node.includeImage(hashOrInfo, selectorOrElement);     // sets <img src="blob:…">
+ *   await node.includeDownload(hashOrInfo, selectorOrElement);  // wraps in <a download>
+ *   node.peerId, node.transport ("polling" | "websocket"), node.transports (history)
+ *   node.close();
+ *   p2pcdn.hashBlob(blob, name) -> info dictionary, exactly as the prototype computes it.
+ *
+ * Fetched files are re-shared while the page stays open (announced after the
+ * first verified piece). Every piece is verified against the full hash.
+ * Wire contract: PROTOCOL.md (Socket.IO 5 mediation, WebRTC data channel,
+ * BitTorrent peer wire) and docs/extensions.md (p2pcdn_info).
+ */
+(function (global) {
+  'use strict';
+
+  const PIECE_LENGTH = 200000;
+  const BLOCK = 16384;
+  const PIPELINE = 64;
+  const CHUNK = 65536; // largest data-channel message we send
+  const HIGH_WATER = 1 << 20;
+  const LOW_WATER = 256 << 10;
+  const MAX_WIRE_MSG = 1 << 20; // largest peer-wire message we accept
+  const MAX_REQUEST = 262144; // largest block we serve (prototype asks 200000)
+  const MAX_UPLOAD_QUEUE = 1024;
+  const INFO_PIECE = 16384;
+  const MAX_INFO = 8 << 20;
+  const MAX_DIAL = 8;
+  const MAX_WIRES = 32;
+  const EXT_INFO_ID = 1; // the extended id on which we receive p2pcdn_info
+  const HEX40 = /^[0-9a-f]{40}$/;
+  const te = new TextEncoder();
+
+  // ---------- small helpers ----------
+  function toHex(u8) {
+    let s = '';
+    for (let i = 0; i < u8.length; i++) s += (u8[i] < 16 ? '0' : '') + u8[i].toString(16);
+    return s;
+  }
+  function fromHex(s) {
+    const u = new Uint8Array(s.length >> 1);
+    for (let i = 0; i < u.length; i++) u[i] = parseInt(s.substr(2 * i, 2), 16);
+    return u;
+  }
+  function randomHex(n) {
+    const u = new Uint8Array(n);
+    crypto.getRandomValues(u);
+    return toHex(u);
+  }
+  function concat(parts) {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    return out;
+  }
+  function latin1(u8) {
+    let s = '';
+    for (let i = 0; i < u8.length; i++) s += String.fromCharCode(u8[i]);
+    return s;
+  }
+  function u32(n) { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n); return b; }
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  class Emitter {
+    constructor() { this._h = new Map(); }
+    on(ev, fn) { if (!this._h.has(ev)) this._h.set(ev, new Set()); this._h.get(ev).add(fn); return this; }
+    off(ev, fn) { const s = this._h.get(ev); if (s) s.delete(fn); return this; }
+    emit(ev, ...args) {
+      for (const fn of [...(this._h.get(ev) || [])]) {
+        try { fn(...args); } catch (e) { console.error('p2pcdn: listener of', ev, 'failed:', e); }
+      }
+    }
+  }
+
+  // ---------- hashing (the prototype's quirks, PROTOCOL.md section 3) ----------
+  function sha1js(m) {
+    // Fallback for insecure contexts (plain http on a LAN address), where
+    // crypto.subtle does not exist.
+    const ml = m.length, nb = ((ml + 8) >>> 6) + 1;
+    const buf = new Uint8Array(nb * 64);
+    buf.set(m); buf[ml] = 0x80;
+    const dv = new DataView(buf.buffer);
+    dv.setUint32(buf.length - 4, (ml * 8) >>> 0);
+    dv.setUint32(buf.length - 8, Math.floor(ml / 0x20000000));
+    const w = new Uint32Array(80);
+    let h0 = 0x67452301, h1 = 0xefcdab89, h2 = 0x98badcfe, h3 = 0x10325476, h4 = 0xc3d2e1f0;
+    for (let off = 0; off < buf.length; off += 64) {
+      for (let i = 0; i < 16; i++) w[i] = dv.getUint32(off + 4 * i);
+      for (let i = 16; i < 80; i++) { const x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]; w[i] = (x << 1) | (x >>> 31); }
+      let a = h0, b = h1, c = h2, d = h3, e = h4;
+      for (let i = 0; i < 80; i++) {
+        let f, k;
+        if (i < 20) { f = (b & c) | (~b & d); k = 0x5a827999; } else if (i < 40) { f = b ^ c ^ d; k = 0x6ed9eba1; } else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8f1bbcdc; } else { f = b ^ c ^ d; k = 0xca62c1d6; }
+        const t = (((a << 5) | (a >>> 27)) + f + e + k + w[i]) | 0;
+        e = d; d = c; c = (b << 30) | (b >>> 2); b = a; a = t;
+      }
+      h0 = (h0 + a) | 0; h1 = (h1 + b) | 0; h2 = (h2 + c) | 0; h3 = (h3 + d) | 0; h4 = (h4 + e) | 0;
+    }
+    const out = new Uint8Array(20), ov = new DataView(out.buffer);
+    [h0, h1, h2, h3, h4].forEach((h, i) => ov.setUint32(4 * i, h >>> 0));
+    return out;
+  }
+  async function sha1(u8) {
+    if (global.crypto && crypto.subtle) return new Uint8Array(await crypto.subtle.digest('SHA-1', u8));
+    return sha1js(u8);
+  }
+  // The prototype hashes String.fromCharCode(byte...) as UTF-8: bytes >= 0x80 become two bytes.
+  function quirkyBytes(u8) {
+    let extra = 0;
+    for (let i = 0; i < u8.length; i++) if (u8[i] >= 0x80) extra++;
+    if (!extra) return u8;
+    const out = new Uint8Array(u8.length + extra);
+    let j = 0;
+    for (let i = 0; i < u8.length; i++) {
+      const b = u8[i];
+      if (b < 0x80) out[j++] = b; else { out[j++] = 0xc0 | (b >> 6); out[j++] = 0x80 | (b & 0x3f); }
+    }
+    return out;
+  }
+  async function pieceHash(u8) { return toHex(await sha1(quirkyBytes(u8))); }
+  async function merkleRoot(hashes) {
+    if (!hashes.length) return undefined;
+    let level = hashes;
+    while (level.length > 1) {
+      const next = [];
+      for (let i = 0; i < level.length; i += 2) {
+        const right = i + 1 < level.length ? level[i + 1] : 'undefined'; // the prototype's quirk
+        next.push(toHex(await sha1(te.encode(level[i] + right))));
+      }
+      level = next;
+    }
+    return level[0];
+  }
+  async function hashBlob(blob, name) {
+    const total = blob.size, n = Math.ceil(total / PIECE_LENGTH), hashes = [];
+    for (let i = 0; i < n; i++) {
+      const part = blob.slice(i * PIECE_LENGTH, Math.min(total, (i + 1) * PIECE_LENGTH));
+      hashes.push(await pieceHash(new Uint8Array(await part.arrayBuffer())));
+    }
+    const info = {}; // field order matters: it is the prototype's JSON
+    const full = await merkleRoot(hashes);
+    if (full !== undefined) info.full_hash = full;
+    info.file_name = name;
+    info.pieces_length = PIECE_LENGTH;
+    info.pieces_amount = n;
+    info.total_length = total;
+    info.piece_hashes = hashes;
+    return info;
+  }
+  function safeName(name) {
+    // file_name is untrusted: keep the last path element, drop control characters.
+    let s = String(name == null ? '' : name).replace(/[\u0000-\u001f\u007f]/g, '');
+    s = s.split(/[\\/]/).pop().trim();
+    if (s === '.' || s === '..' || !s) s = 'file';
+    return s.slice(0, 200);
+  }
+  // checkInfo returns a clean copy of an info dictionary or throws saying what is wrong.
+  async function checkInfo(obj, wantHash) {
+    const bad = (why) => { throw new Error('invalid info dictionary: ' + why); };
+    if (!obj || typeof obj !== 'object' || Array.isArray(obj)) bad('not a JSON object');
+    const { full_hash: fh, pieces_length: pl, pieces_amount: pa, total_length: tl, piece_hashes: ph } = obj;
+    if (typeof fh !== 'string' || !HEX40.test(fh)) bad('full_hash is not 40 lowercase hex characters');
+    if (wantHash && fh !== wantHash) bad('full_hash ' + fh + ' is not the requested ' + wantHash);
+    if (!Number.isSafeInteger(pl) || pl < 1 || pl > MAX_WIRE_MSG) bad('pieces_length ' + pl + ' out of range');
+    if (!Array.isArray(ph) || ph.length < 1) bad('piece_hashes is not a non-empty list');
+    if (pa !== ph.length) bad('pieces_amount ' + pa + ' differs from ' + ph.length + ' piece hashes');
+    if (!Number.isSafeInteger(tl) || tl < 1 || Math.ceil(tl / pl) !== pa) bad('total_length ' + tl + ' does not match ' + pa + ' pieces of ' + pl);
+    for (const h of ph) if (typeof h !== 'string' || !HEX40.test(h)) bad('a piece hash is not 40 lowercase hex characters');
+    if (await merkleRoot(ph) !== fh) bad('piece hashes do not fold to full_hash ' + fh);
+    return { full_hash: fh, file_name: safeName(obj.file_name), pieces_length: pl, pieces_amount: pa, total_length: tl, piece_hashes: ph.slice() };
+  }
+  const MIME = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp', avif: 'image/avif', bmp: 'image/bmp', ico: 'image/x-icon', mp4: 'video/mp4', webm: 'video/webm', mp3: 'audio/mpeg', ogg: 'audio/ogg', wav: 'audio/wav', txt: 'text/plain', pdf: 'application/pdf' };
+  function mimeOf(name) { const m = /\.([a-z0-9]+)$/i.exec(name || ''); return (m && MIME[m[1].toLowerCase()]) || 'application/octet-stream'; }
+
+  // ---------- bencode (BEP 3), bounded for network input ----------
+  function bencode(v) { const out = []; benc(v, out); return concat(out); }
+  function benc(v, out) {
+    if (typeof v === 'number') out.push(te.encode('i' + Math.trunc(v) + 'e'));
+    else if (typeof v === 'string') { const b = te.encode(v); out.push(te.encode(b.length + ':'), b); }
+    else if (v instanceof Uint8Array) out.push(te.encode(v.length + ':'), v);
+    else if (Array.isArray(v)) { out.push(te.encode('l')); for (const x of v) benc(x, out); out.push(te.encode('e')); }
+    else { out.push(te.encode('d')); for (const k of Object.keys(v).sort()) { benc(k, out); benc(v[k], out); } out.push(te.encode('e')); }
+  }
+  function bdecode(u8, pos, depth) {
+    pos = pos || 0; depth = depth || 0;
+    if (depth > 16) throw new Error('bencode nested too deeply');
+    if (pos >= u8.length) throw new Error('bencode truncated');
+    const c = u8[pos];
+    if (c === 0x69) { // i<digits>e
+      const end = u8.subarray(pos, pos + 24).indexOf(0x65);
+      if (end < 0) throw new Error('bencode integer unterminated');
+      const s = latin1(u8.subarray(pos + 1, pos + end));
+      if (!/^(0|-?[1-9][0-9]*)$/.test(s)) throw new Error('bencode integer malformed');
+      return { value: Number(s), end: pos + end + 1 };
+    }
+    if (c === 0x6c || c === 0x64) { // l...e, d...e
+      const isDict = c === 0x64, val = isDict ? Object.create(null) : [];
+      pos++;
+      for (;;) {
+        if (pos >= u8.length) throw new Error('bencode truncated');
+        if (u8[pos] === 0x65) return { value: val, end: pos + 1 };
+        if (isDict) {
+          const k = bdecode(u8, pos, depth + 1);
+          if (!(k.value instanceof Uint8Array)) throw new Error('bencode dictionary key is not a string');
+          const v = bdecode(u8, k.end, depth + 1);
+          val[latin1(k.value)] = v.value; pos = v.end;
+        } else {
+          const v = bdecode(u8, pos, depth + 1);
+          val.push(v.value); pos = v.end;
+        }
+      }
+    }
+    if (c >= 0x30 && c <= 0x39) { // <len>:<bytes>
+      const colon = u8.subarray(pos, pos + 12).indexOf(0x3a);
+      if (colon < 0) throw new Error('bencode string length malformed');
+      const n = Number(latin1(u8.subarray(pos, pos + colon)));
+      const start = pos + colon + 1;
+      if (!Number.isSafeInteger(n) || start + n > u8.length) throw new Error('bencode string truncated');
+      return { value: u8.subarray(start, start + n), end: start + n };
+    }
+    throw new Error('bencode: unexpected byte 0x' + c.toString(16) + ' at ' + pos);
+  }
+
+  // ---------- Engine.IO 4 / Socket.IO 5 client ----------
+  // One EngineSession is one Engine.IO connection (polling, maybe upgraded to
+  // WebSocket). MediatorLink owns sessions and reconnects with backoff.
+  class EngineSession {
+    constructor(urls, transports, h) {
+      this.urls = urls; this.transports = transports; this.h = h;
+      this.sid = null; this.transport = null; this.closed = false;
+      this.outbox = []; this.posting = null; this.polling = null; this.upgrading = false;
+      this.abort = new AbortController(); this.pingTimer = null; this.ws = null;
+    }
+    start() {
+      if (this.transports[0] === 'websocket' || !global.fetch) this._wsOpen(); else this._pollOpen();
+    }
+    _url(kind, transport) {
+      const base = kind === 'ws' ? this.urls.ws : this.urls.http;
+      let u = base + '/socket.io/?EIO=4&transport=' + transport;
+      if (this.sid) u += '&sid=' + encodeURIComponent(this.sid);
+      if (transport === 'polling') u += '&t=' + randomHex(4);
+      return u;
+    }
+    _onPackets(list) { for (const p of list) { if (this.closed) return; this._onPacket(p); } }
+    _onPacket(p) {
+      if (typeof p !== 'string' || !p.length) return;
+      this._armPing();
+      switch (p[0]) {
+        case '0': return this._onOpen(p.slice(1));
+        case '1': return this.close('server closed the session');
+        case '2': return this.send('3');
+        case '4': return this.h.onMessage(p.slice(1));
+        default: return; // pong, noop, binary: nothing to do
+      }
+    }
+    _onOpen(json) {
+      if (this.sid) return;
+      let o;
+      try { o = JSON.parse(json); } catch (e) { return this.close('bad open packet'); }
+      if (!o || typeof o.sid !== 'string') return this.close('open packet without sid');
+      this.sid = o.sid;
+      this.pingWindow = (Number(o.pingInterval) || 25000) + (Number(o.pingTimeout) || 20000);
+      this._armPing();
+      this.h.onOpen();
+      if (this.transport === 'polling') {
+        this._pollLoop();
+        if (Array.isArray(o.upgrades) && o.upgrades.includes('websocket') && this.transports.includes('websocket')) this._upgrade();
+      }
+    }
+    _armPing() {
+      if (!this.pingWindow) return;
+      clearTimeout(this.pingTimer);
+      this.pingTimer = setTimeout(() => this.close('mediator stopped pinging'), this.pingWindow);
+    }
+    async _pollOpen() {
+      this.transport = 'polling';
+      this.h.onTransport('polling');
+      try {
+        const r = await fetch(this._url('http', 'polling'), { signal: this.abort.signal, credentials: 'omit', cache: 'no-store' });
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        this._onPackets((await r.text()).split('\x1e'));
+        if (!this.sid && !this.closed) this.close('no open packet');
+      } catch (e) { this.close('polling: ' + e.message); }
+    }
+    async _pollLoop() {
+      while (!this.closed && this.transport === 'polling' && !this.upgrading) {
+        this.polling = (async () => {
+          const r = await fetch(this._url('http', 'polling'), { signal: this.abort.signal, credentials: 'omit', cache: 'no-store' });
+          if (!r.ok) throw new Error('HTTP ' + r.status);
+          return r.text();
+        })();
+        let body;
+        try { body = await this.polling; } catch (e) { return this.close('polling: ' + e.message); } finally { this.polling = null; }
+        this._onPackets(body.split('\x1e'));
+      }
+    }
+    async _flushPost() {
+      if (this.posting || !this.outbox.length || this.transport !== 'polling' || this.upgrading) return;
+      const body = this.outbox.splice(0).join('\x1e');
+      this.posting = fetch(this._url('http', 'polling'), { method: 'POST', body, signal: this.abort.signal, credentials: 'omit', headers: { 'Content-Type': 'text/plain;charset=UTF-8' } })
+        .then((r) => { if (!r.ok) throw new Error('HTTP ' + r.status); })
+        .catch((e) => this.close('polling send: ' + e.message))
+        .finally(() => { this.posting = null; this._flushPost(); });
+    }
+    send(p) {
+      if (this.closed) return;
+      if (this.transport === 'websocket') { try { this.ws.send(p); } catch (e) { this.close('websocket send failed'); } return; }
+      this.outbox.push(p);
+      this._flushPost();
+    }
+    _upgrade() {
+      let ws;
+      try { ws = new WebSocket(this._url('ws', 'websocket')); } catch (e) { return; }
+      const fail = () => { if (this.ws !== ws) { try { ws.close(); } catch (e) { /* already closed */ } this.upgrading = false; if (!this.closed && this.transport === 'polling' && !this.polling) this._pollLoop(); this._flushPost(); } };
+      ws.onerror = fail; ws.onclose = fail;
+      ws.onopen = () => ws.send('2probe');
+      ws.onmessage = async (ev) => {
+        if (ev.data !== '3probe' || this.closed) return fail();
+        // Like socket.io-client: pause polling, let the pending poll and post
+        // finish (the server answers the poll with a noop), then switch.
+        this.upgrading = true;
+        try { await this.polling; } catch (e) { /* the loop reports it */ }
+        try { await this.posting; } catch (e) { /* reported */ }
+        if (this.closed) return;
+        this.ws = ws; this.transport = 'websocket';
+        ws.onmessage = (m) => { if (typeof m.data === 'string') this._onPacket(m.data); };
+        ws.onclose = () => this.close('websocket closed');
+        ws.onerror = () => this.close('websocket error');
+        ws.send('5');
+        const queued = this.outbox.splice(0);
+        for (const p of queued) ws.send(p);
+        this.upgrading = false;
+        this.h.onTransport('websocket');
+      };
+    }
+    _wsOpen() {
+      this.transport = 'websocket';
+      let ws;
+      try { ws = new WebSocket(this._url('ws', 'websocket')); } catch (e) { return setTimeout(() => this.close('websocket: ' + e.message)); }
+      this.ws = ws;
+      this.h.onTransport('websocket');
+      ws.onmessage = (m) => { if (typeof m.data === 'string') this._onPacket(m.data); };
+      ws.onclose = () => this.close('websocket closed');
+      ws.onerror = () => this.close('websocket error');
+      ws.onopen = () => { for (const p of this.outbox.splice(0)) ws.send(p); };
+    }
+    close(reason) {
+      if (this.closed) return;
+      this.closed = true;
+      clearTimeout(this.pingTimer);
+      this.abort.abort();
+      if (this.ws) { try { this.ws.close(); } catch (e) { /* closing anyway */ } }
+      this.h.onClose(reason);
+    }
+  }
+
+  function mediatorURLs(m) {
+    let u;
+    try { u = new URL(m || global.location.origin, global.location ? global.location.href : undefined); } catch (e) { throw new Error('p2pcdn: invalid mediator address ' + JSON.stringify(m)); }
+    const secure = u.protocol === 'wss:' || u.protocol === 'https:';
+    if (!/^(wss?|https?):$/.test(u.protocol)) throw new Error('p2pcdn: mediator must be a ws:, wss:, http: or https: URL, not ' + m);
+    return { http: (secure ? 'https://' : 'http://') + u.host, ws: (secure ? 'wss://' : 'ws://') + u.host };
+  }
+
+  class MediatorLink extends Emitter {
+    constructor(url, transports, log) {
+      super();
+      this.urls = mediatorURLs(url); this.transports = transports; this.log = log;
+      this.session = null; this.connected = false; this.closed = false; this.attempt = 0; this.timer = null;
+      this.transport = null; this.history = [];
+    }
+    start() { this._open(); }
+    _open() {
+      if (this.closed) return;
+      const s = new EngineSession(this.urls, this.transports, {
+        onOpen: () => s.send('40'),
+        onTransport: (t) => { if (this.session === s) { this.transport = t; this.history.push(t); this.emit('transport', t); } },
+        onMessage: (m) => this._onMessage(s, m),
+        onClose: (why) => this._onClose(s, why),
+      });
+      this.session = s;
+      s.start();
+    }
+    _onMessage(s, m) {
+      if (m.startsWith('0')) { this.attempt = 0; this.connected = true; this.emit('connect'); return; }
+      if (m.startsWith('1')) { s.close('namespace disconnected'); return; }
+      if (m.startsWith('4')) { this.log('mediator refused the connection:', m.slice(1)); s.close('connect error'); return; }
+      if (!m.startsWith('2')) return; // acks and binary events are not part of the contract
+      let arr;
+      try { arr = JSON.parse(m.slice(1)); } catch (e) { this.log('ignoring malformed event from mediator'); return; }
+      if (!Array.isArray(arr) || typeof arr[0] !== 'string') return;
+      this.emit('event', arr[0], arr.slice(1));
+    }
+    _onClose(s, why) {
+      if (this.session !== s) return;
+      this.session = null;
+      const was = this.connected;
+      this.connected = false;
+      if (was) this.emit('disconnect', why);
+      if (this.closed) return;
+      const delay = Math.min(5000, 500 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
+      this.log('mediator connection lost (' + why + '), retrying in ' + Math.round(delay) + ' ms');
+      this.timer = setTimeout(() => this._open(), delay);
+    }
+    send(name, ...args) {
+      if (!this.connected || !this.session) return false;
+      this.session.send('42' + JSON.stringify([name, ...args]));
+      return true;
+    }
+    close() {
+      this.closed = true;
+      clearTimeout(this.timer);
+      if (this.session) this.session.close('closed by the page');
+    }
+  }
+
+  // ---------- WebRTC ----------
+  // iceDone waits for candidate gathering (signals are non-trickle). With no
+  // ICE servers only host candidates can come: the UDP ones arrive together at
+  // once, and Chromium adds TCP ones (active, useless without a passive peer)
+  // 100-200 ms later, so a short quiet period after a UDP candidate suffices.
+  function iceDone(pc, ms, hostOnly) {
+    return new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      const t = setTimeout(resolve, ms); // send what we have rather than nothing
+      let quiet = null;
+      const done = () => { clearTimeout(t); clearTimeout(quiet); resolve(); };
+      pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') done(); });
+      if (hostOnly) pc.addEventListener('icecandidate', (e) => { if (e.candidate && / udp /i.test(e.candidate.candidate)) { clearTimeout(quiet); quiet = setTimeout(done, 40); } });
+    });
+  }
+
+  // ---------- BitTorrent peer wire over one data channel ----------
+  const PSTR = te.encode('\x13BitTorrent protocol');
+  class Wire {
+    constructor(transfer, remoteId, initiator) {
+      this.t = transfer; this.remoteId = remoteId; this.initiator = initiator;
+      this.pc = null; this.dc = null; this.closed = false;
+      this.rx = []; this.rxLen = 0; this.gotHandshake = false;
+      this.txQueue = []; this.waiters = [];
+      this.amChoking = true; this.amInterested = false; this.peerChoking = true; this.peerInterested = false;
+      this.bitfieldSent = false; this.remoteBits = new Uint8Array(0); this.sawBitfield = false;
+      this.remoteInfoId = 0; this.remoteInfoSize = 0; this.infoTried = false;
+      this.inflight = new Map(); this.uploads = []; this.uploading = false;
+      this.downloaded = 0; this.uploaded = 0;
+    }
+    attach(pc, dc) {
+      this.pc = pc; this.dc = dc;
+      dc.binaryType = 'arraybuffer';
+      dc.bufferedAmountLowThreshold = LOW_WATER;
+      dc.onbufferedamountlow = () => this._flush();
+      dc.onmessage = (e) => { if (e.data instanceof ArrayBuffer) this._onData(new Uint8Array(e.data)); };
+      dc.onclose = () => this.close('data channel closed');
+      pc.onconnectionstatechange = () => { if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.close('connection ' + pc.connectionState); };
+      const opened = () => { if (this.initiator) this._sendHandshake(); this._flush(); };
+      if (dc.readyState === 'open') opened(); else dc.onopen = opened;
+    }
+    _sendHandshake() {
+      const reserved = new Uint8Array(8); reserved[5] = 0x10;
+      this._send(concat([PSTR, reserved, fromHex(this.t.hash), fromHex(this.t.node.peerId)]));
+    }
+    _onData(u8) {
+      if (this.closed) return;
+      this.rx.push(u8); this.rxLen += u8.length;
+      try {
+        for (;;) {
+          if (!this.gotHandshake) {
+            if (this.rxLen < 68) return;
+            this._onHandshake(this._take(68));
+            continue;
+          }
+          if (this.rxLen < 4) return;
+          const head = this._peek(4), len = new DataView(head.buffer, head.byteOffset, 4).getUint32(0);
+          if (len > MAX_WIRE_MSG) throw new Error('message of ' + len + ' bytes is too large');
+          if (this.rxLen < 4 + len) return;
+          const msg = this._take(4 + len);
+          if (len) this._onMessage(msg[4], msg.subarray(5));
+          if (this.closed) return;
+        }
+      } catch (e) { this.close('protocol error: ' + e.message); }
+    }
+    _peek(n) { const first = this.rx[0]; if (first.length >= n) return first.subarray(0, n); const all = concat(this.rx); this.rx = [all]; return all.subarray(0, n); }
+    _take(n) {
+      const out = this.rx[0].length >= n ? null : new Uint8Array(n);
+      if (!out) { const first = this.rx[0], r = first.subarray(0, n); if (first.length === n) this.rx.shift(); else this.rx[0] = first.subarray(n); this.rxLen -= n; return r; }
+      let o = 0;
+      while (o < n) {
+        const c = this.rx[0], k = Math.min(c.length, n - o);
+        out.set(c.subarray(0, k), o); o += k;
+        if (k === c.length) this.rx.shift(); else this.rx[0] = c.subarray(k);
+      }
+      this.rxLen -= n;
+      return out;
+    }
+    _onHandshake(h) {
+      for (let i = 0; i < 20; i++) if (h[i] !== PSTR[i]) throw new Error('not a BitTorrent handshake');
+      if (toHex(h.subarray(28, 48)) !== this.t.hash) throw new Error('handshake for another file');
+      this.gotHandshake = true;
+      if (!this.initiator) this._sendHandshake();
+      const ext = { m: { p2pcdn_info: EXT_INFO_ID } };
+      if (this.t.infoBytes) ext.info_size = this.t.infoBytes.length;
+      this._sendMsg(20, concat([new Uint8Array([0]), bencode(ext)]));
+      if (this.t.info) this.sendBitfield();
+      this.t._onWireReady(this);
+    }
+    sendBitfield() {
+      if (this.bitfieldSent || !this.t.info || !this.gotHandshake) return; // the handshake goes first
+      this.bitfieldSent = true;
+      this._sendMsg(5, this.t.bitfield());
+    }
+    hasPiece(i) { return (this.remoteBits[i >> 3] >> (7 - (i & 7))) & 1; }
+    _setPiece(i) {
+      if (i >= this.remoteBits.length * 8) {
+        if (i >= 8 << 20) throw new Error('have for piece ' + i + ' is out of range');
+        const nb = new Uint8Array((i >> 3) + 1); nb.set(this.remoteBits); this.remoteBits = nb;
+      }
+      this.remoteBits[i >> 3] |= 0x80 >> (i & 7);
+    }
+    _onMessage(id, p) {
+      const dv = new DataView(p.buffer, p.byteOffset, p.length);
+      const need = (n) => { if (p.length !== n) throw new Error('message ' + id + ' has ' + p.length + ' bytes, want ' + n); };
+      switch (id) {
+        case 0: this.peerChoking = true; this.t._returnRequests(this); break;
+        case 1: this.peerChoking = false; this.t._fill(this); break;
+        case 2: this.peerInterested = true; this.t._maybeUnchoke(this); break;
+        case 3: this.peerInterested = false; break;
+        case 4: need(4); { const i = dv.getUint32(0); if (this.t.info && i >= this.t.info.pieces_amount) throw new Error('have for piece ' + i + ' out of range'); this._setPiece(i); } this.t._onRemoteHave(this); break;
+        case 5:
+          if (this.sawBitfield) throw new Error('second bitfield');
+          if (this.t.info && p.length !== Math.ceil(this.t.info.pieces_amount / 8)) throw new Error('bitfield of ' + p.length + ' bytes for ' + this.t.info.pieces_amount + ' pieces');
+          if (p.length > 1 << 20) throw new Error('bitfield too large');
+          this.sawBitfield = true;
+          { const nb = new Uint8Array(Math.max(p.length, this.remoteBits.length)); nb.set(this.remoteBits); for (let i = 0; i < p.length; i++) nb[i] |= p[i]; this.remoteBits = nb; }
+          this.t._maybeUnchoke(this); this.t._onRemoteHave(this); break;
+        case 6: need(12); this.t._onRequest(this, dv.getUint32(0), dv.getUint32(4), dv.getUint32(8)); break;
+        case 7: if (p.length < 8) throw new Error('short piece message'); this.t._onBlock(this, dv.getUint32(0), dv.getUint32(4), p.subarray(8)); break;
+        case 8: need(12); { const i = dv.getUint32(0), b = dv.getUint32(4); this.uploads = this.uploads.filter((u) => u.index !== i || u.begin !== b); } break;
+        case 20: if (!p.length) throw new Error('empty extended message'); this._onExtended(p[0], p.subarray(1)); break;
+        default: break; // unknown messages are ignored (BEP 3)
+      }
+    }
+    _onExtended(ext, p) {
+      if (ext === 0) {
+        const d = bdecode(p).value;
+        if (!d || typeof d !== 'object' || Array.isArray(d) || d instanceof Uint8Array) throw new Error('extended handshake is not a dictionary');
+        const m = d.m && typeof d.m === 'object' && !(d.m instanceof Uint8Array) ? d.m : {};
+        const id = m.p2pcdn_info;
+        this.remoteInfoId = Number.isInteger(id) && id > 0 && id < 256 ? id : 0;
+        this.remoteInfoSize = Number.isInteger(d.info_size) && d.info_size > 0 ? d.info_size : 0;
+        this.t._maybeFetchInfo();
+        return;
+      }
+      if (ext !== EXT_INFO_ID) return;
+      const r = bdecode(p), d = r.value;
+      if (!d || typeof d !== 'object' || d instanceof Uint8Array) throw new Error('p2pcdn_info message is not a dictionary');
+      const type = d.msg_type, piece = d.piece;
+      if (!Number.isInteger(type) || !Number.isInteger(piece) || piece < 0) throw new Error('p2pcdn_info message without msg_type or piece');
+      if (type === 0) this.t._onInfoRequest(this, piece);
+      else if (type === 1) this.t._onInfoData(this, piece, d.total_size, p.subarray(r.end));
+      else if (type === 2) this.t._onInfoReject(this);
+    }
+    sendInfoMsg(dict, data) {
+      if (!this.remoteInfoId) return;
+      const parts = [new Uint8Array([this.remoteInfoId]), bencode(dict)];
+      if (data) parts.push(data);
+      this._sendMsg(20, concat(parts));
+    }
+    request(index, begin, length) {
+      this.inflight.set(index + ':' + begin, { index, begin, length });
+      const b = new Uint8Array(12), dv = new DataView(b.buffer);
+      dv.setUint32(0, index); dv.setUint32(4, begin); dv.setUint32(8, length);
+      this._sendMsg(6, b);
+    }
+    cancel(index, begin, length) {
+      if (!this.inflight.delete(index + ':' + begin)) return;
+      const b = new Uint8Array(12), dv = new DataView(b.buffer);
+      dv.setUint32(0, index); dv.setUint32(4, begin); dv.setUint32(8, length);
+      this._sendMsg(8, b);
+    }
+    sendHave(i) { this._sendMsg(4, u32(i)); }
+    simple(id) { this._sendMsg(id, new Uint8Array(0)); }
+    queueUpload(u) {
+      if (this.uploads.length >= MAX_UPLOAD_QUEUE) return this.close('too many outstanding requests');
+      this.uploads.push(u);
+      if (!this.uploading) this._pump();
+    }
+    async _pump() {
+      // One read at a time: the file is read lazily, block by block, only as
+      // fast as the data channel drains.
+      this.uploading = true;
+      try {
+        while (!this.closed && this.uploads.length) {
+          const u = this.uploads.shift();
+          const data = new Uint8Array(await this.t.readBlock(u.index, u.begin, u.length).arrayBuffer());
+          if (this.closed) break;
+          const head = new Uint8Array(13), dv = new DataView(head.buffer);
+          dv.setUint32(0, 9 + data.length); head[4] = 7; dv.setUint32(5, u.index); dv.setUint32(9, u.begin);
+          this._send(head); this._send(data);
+          this.uploaded += data.length; this.t.uploaded += data.length;
+          await this._drained();
+        }
+      } catch (e) { this.close('reading the file failed: ' + e.message); }
+      this.uploading = false;
+    }
+    _sendMsg(id, payload) {
+      const head = new Uint8Array(5);
+      new DataView(head.buffer).setUint32(0, payload.length + 1); head[4] = id;
+      this._send(payload.length <= CHUNK - 5 ? concat([head, payload]) : head);
+      if (payload.length > CHUNK - 5) this._send(payload);
+    }
+    _send(u8) {
+      if (this.closed) return;
+      for (let o = 0; o < u8.length; o += CHUNK) this.txQueue.push(u8.subarray(o, Math.min(u8.length, o + CHUNK)));
+      this._flush();
+    }
+    _flush() {
+      if (this.closed || !this.dc || this.dc.readyState !== 'open') return;
+      try {
+        while (this.txQueue.length && this.dc.bufferedAmount < HIGH_WATER) this.dc.send(this.txQueue.shift());
+      } catch (e) { return this.close('send failed: ' + e.message); }
+      if (!this.txQueue.length && this.dc.bufferedAmount < HIGH_WATER) { const w = this.waiters.splice(0); w.forEach((f) => f()); }
+    }
+    _drained() { if (!this.txQueue.length && this.dc.bufferedAmount < HIGH_WATER) return Promise.resolve(); return new Promise((r) => this.waiters.push(r)); }
+    close(why) {
+      if (this.closed) return;
+      this.closed = true;
+      this.t.node.log('peer', this.remoteId.slice(0, 8), 'closed:', why);
+      try { if (this.dc) this.dc.close(); } catch (e) { /* closing */ }
+      try { if (this.pc) this.pc.close(); } catch (e) { /* closing */ }
+      this.waiters.splice(0).forEach((f) => f());
+      this.t._onWireClosed(this);
+    }
+  }
+
+  // ---------- one file's exchange with many peers ----------
+  class Transfer {
+    constructor(node, hash) {
+      this.node = node; this.hash = hash; this.info = null; this.infoBytes = null;
+      this.source = null; this.pieces = null; this.have = null; this.haveCount = 0;
+      this.wires = new Map(); this.banned = new Set(); this.partial = new Map();
+      this.infoFetch = null; this.announced = false; this.wanted = false;
+      this.received = 0; this.uploaded = 0; this.samples = []; this.done = null; this.listeners = new Set();
+      this.lastGetPeers = 0;
+    }
+    get complete() { return !!this.info && this.haveCount === this.info.pieces_amount; }
+    pieceLen(i) { const { pieces_length: pl, total_length: tl } = this.info; return Math.min(pl, tl - i * pl); }
+    setInfo(info, bytes) {
+      if (this.info) return;
+      this.info = info;
+      this.infoBytes = bytes || te.encode(JSON.stringify(info));
+      this.have = new Uint8Array(info.pieces_amount); this.pieces = new Array(info.pieces_amount).fill(null);
+      this.infoFetch = null;
+      for (const w of this.wires.values()) { w.sendBitfield(); this._maybeUnchoke(w); this._onRemoteHave(w); }
+      this._progress();
+    }
+    setSource(blob) {
+      this.source = blob;
+      this.have.fill(1); this.haveCount = this.info.pieces_amount; this.partial.clear();
+      for (const w of this.wires.values()) { for (const r of w.inflight.values()) w.cancel(r.index, r.begin, r.length); }
+      this._finish();
+    }
+    bitfield() {
+      const b = new Uint8Array(Math.ceil(this.info.pieces_amount / 8));
+      for (let i = 0; i < this.have.length; i++) if (this.have[i]) b[i >> 3] |= 0x80 >> (i & 7);
+      return b;
+    }
+    readBlock(index, begin, length) {
+      if (this.source) { const o = index * this.info.pieces_length + begin; return this.source.slice(o, o + length); }
+      return this.pieces[index].slice(begin, begin + length);
+    }
+    blob() { return this.source || new Blob(this.pieces, { type: mimeOf(this.info.file_name) }); }
+    canServe() { return this.haveCount > 0; }
+
+    addWire(w) { this.wires.set(w.remoteId, w); }
+    _onWireReady(w) { this._maybeFetchInfo(); }
+    _onWireClosed(w) {
+      if (this.wires.get(w.remoteId) === w) this.wires.delete(w.remoteId);
+      this._returnRequests(w);
+      if (this.infoFetch && this.infoFetch.wire === w) { this.infoFetch = null; this._maybeFetchInfo(); }
+      this._progress();
+    }
+    _maybeUnchoke(w) {
+      if (this.info && w.amChoking && w.gotHandshake && (w.sawBitfield || w.peerInterested)) { w.amChoking = false; w.simple(1); }
+    }
+    _onRemoteHave(w) {
+      if (!this.info || this.complete || !w.gotHandshake) return;
+      if (!w.amInterested) {
+        for (let i = 0; i < this.info.pieces_amount; i++) {
+          if (!this.have[i] && w.hasPiece(i)) { w.amInterested = true; w.simple(2); break; }
+        }
+      }
+      this._fill(w);
+    }
+    _returnRequests(w) {
+      for (const r of w.inflight.values()) { const p = this.partial.get(r.index); if (p) p.requested[r.begin / BLOCK]--; }
+      w.inflight.clear();
+      for (const o of this.wires.values()) if (o !== w) this._fill(o);
+    }
+    _fill(w) {
+      if (!this.wanted || !this.info || this.complete || w.peerChoking || w.closed) return;
+      while (w.inflight.size < PIPELINE) {
+        const r = this._pick(w);
+        if (!r) break;
+        const p = this.partial.get(r.index); p.requested[r.begin / BLOCK]++;
+        w.request(r.index, r.begin, r.length);
+      }
+    }
+    _pick(w) {
+      const block = (p, endgame) => {
+        for (let b = 0; b < p.got.length; b++) {
+          if (p.got[b] || (endgame ? p.requested[b] > 1 || w.inflight.has(p.index + ':' + b * BLOCK) : p.requested[b])) continue;
+          return { index: p.index, begin: b * BLOCK, length: Math.min(BLOCK, p.len - b * BLOCK) };
+        }
+        return null;
+      };
+      for (const p of this.partial.values()) { if (!p.verifying && w.hasPiece(p.index)) { const r = block(p, false); if (r) return r; } }
+      if (this.partial.size < 4 + 2 * this.wires.size) {
+        for (let i = 0; i < this.info.pieces_amount; i++) {
+          if (this.have[i] || this.partial.has(i) || !w.hasPiece(i)) continue;
+          const len = this.pieceLen(i), n = Math.ceil(len / BLOCK);
+          const p = { index: i, len, buf: new Uint8Array(len), got: new Uint8Array(n), requested: new Int16Array(n), gotCount: 0, from: new Set(), verifying: false };
+          this.partial.set(i, p);
+          return block(p, false);
+        }
+      }
+      // End game: ask a second peer for blocks still outstanding.
+      for (const p of this.partial.values()) { if (!p.verifying && w.hasPiece(p.index)) { const r = block(p, true); if (r) return r; } }
+      return null;
+    }
+    _onBlock(w, index, begin, data) {
+      const key = index + ':' + begin, r = w.inflight.get(key);
+      if (!r) return; // late answer to a cancelled request
+      w.inflight.delete(key);
+      const p = this.partial.get(index);
+      if (p) p.requested[begin / BLOCK]--;
+      if (data.length !== r.length) throw new Error('block ' + key + ' has ' + data.length + ' bytes, asked ' + r.length);
+      w.downloaded += data.length;
+      if (p && !p.got[begin / BLOCK] && !p.verifying) {
+        p.buf.set(data, begin); p.got[begin / BLOCK] = 1; p.gotCount++; p.from.add(w.remoteId);
+        this.received += data.length;
+        for (const o of this.wires.values()) if (o !== w && o.inflight.has(key)) { o.cancel(index, begin, r.length); p.requested[begin / BLOCK]--; }
+        if (p.gotCount === p.got.length) this._verify(p);
+      }
+      this._fill(w);
+    }
+    async _verify(p) {
+      p.verifying = true;
+      const ok = (await pieceHash(p.buf)) === this.info.piece_hashes[p.index];
+      this.partial.delete(p.index);
+      if (this.node.closed) return;
+      if (!ok) {
+        this.received -= p.len;
+        for (const id of p.from) {
+          this.banned.add(id);
+          const w = this.wires.get(id);
+          if (w) w.close('sent a piece that fails verification (banned)');
+        }
+        this.node.log('piece', p.index, 'failed verification; banned', [...p.from].map((s) => s.slice(0, 8)).join(','));
+      } else if (!this.have[p.index]) {
+        this.pieces[p.index] = new Blob([p.buf]);
+        this.have[p.index] = 1; this.haveCount++;
+        for (const w of this.wires.values()) if (w.bitfieldSent) w.sendHave(p.index);
+        if (!this.announced) this.node._announce(this);
+        if (this.complete) this._finish();
+      }
+      for (const w of this.wires.values()) this._fill(w);
+      this._progress();
+    }
+    _finish() {
+      this.partial.clear();
+      for (const w of this.wires.values()) { if (w.amInterested) { w.amInterested = false; w.simple(3); } }
+      if (this.done) { const d = this.done; this.done = null; d.resolve(this.blob()); }
+      this._progress();
+    }
+    _onRequest(w, index, begin, length) {
+      if (w.amChoking || !this.info) return;
+      if (index >= this.info.pieces_amount || !this.have[index]) return; // we never advertised it
+      const len = this.pieceLen(index);
+      if (begin >= len || length === 0 || length > MAX_REQUEST) throw new Error('bad request ' + index + ':' + begin + '+' + length);
+      // Whole-piece requests for the short last piece get the bytes that exist.
+      w.queueUpload({ index, begin, length: Math.min(length, len - begin) });
+    }
+    // p2pcdn_info (docs/extensions.md)
+    _maybeFetchInfo() {
+      if (this.info || this.infoFetch || !this.wanted) return;
+      for (const w of this.wires.values()) {
+        if (w.infoTried || !w.remoteInfoId || !w.remoteInfoSize || !w.gotHandshake) continue;
+        if (w.remoteInfoSize > MAX_INFO) { w.infoTried = true; continue; }
+        w.infoTried = true;
+        const size = w.remoteInfoSize, n = Math.ceil(size / INFO_PIECE);
+        this.infoFetch = { wire: w, size, buf: new Uint8Array(size), got: new Uint8Array(n), count: 0 };
+        for (let i = 0; i < n; i++) w.sendInfoMsg({ msg_type: 0, piece: i });
+        return;
+      }
+    }
+    _onInfoRequest(w, piece) {
+      const b = this.infoBytes;
+      if (!b || piece * INFO_PIECE >= b.length) return w.sendInfoMsg({ msg_type: 2, piece });
+      w.sendInfoMsg({ msg_type: 1, piece, total_size: b.length }, b.subarray(piece * INFO_PIECE, Math.min(b.length, (piece + 1) * INFO_PIECE)));
+    }
+    _onInfoData(w, piece, total, data) {
+      const f = this.infoFetch;
+      if (!f || f.wire !== w) return;
+      const n = f.got.length;
+      if (total !== f.size || piece >= n || data.length !== Math.min(INFO_PIECE, f.size - piece * INFO_PIECE)) throw new Error('p2pcdn_info data does not match the advertised size');
+      if (f.got[piece]) return;
+      f.buf.set(data, piece * INFO_PIECE); f.got[piece] = 1;
+      if (++f.count === n) this._acceptInfo(w, f);
+    }
+    async _acceptInfo(w, f) {
+      try {
+        const obj = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(f.buf));
+        const info = await checkInfo(obj, this.hash);
+        if (this.info) return;
+        this.node.log('got the info dictionary of', this.hash, 'from', w.remoteId.slice(0, 8));
+        this.setInfo(info, f.buf);
+      } catch (e) {
+        this.banned.add(w.remoteId);
+        this.infoFetch = null;
+        w.close('sent a bad info dictionary: ' + e.message);
+      }
+    }
+    _onInfoReject(w) {
+      if (this.infoFetch && this.infoFetch.wire === w) { this.infoFetch = null; this._maybeFetchInfo(); }
+    }
+    _rate() {
+      const now = performance.now();
+      this.samples.push([now, this.received]);
+      while (this.samples.length > 2 && now - this.samples[0][0] > 3000) this.samples.shift();
+      const [t0, r0] = this.samples[0];
+      return now - t0 > 0 ? ((this.received - r0) * 1000) / (now - t0) : 0;
+    }
+    _progress() {
+      if (!this.listeners.size) return;
+      const ev = { received: this.complete ? this.info.total_length : this.received, total: this.info ? this.info.total_length : 0, peers: this.wires.size, rate: this._rate(), info: this.info };
+      for (const f of this.listeners) { try { f(ev); } catch (e) { console.error('p2pcdn: onProgress failed:', e); } }
+    }
+  }
+
+  // ---------- IndexedDB cache ----------
+  const cache = {
+    _db: null,
+    open() {
+      if (!this._db) {
+        this._db = new Promise((resolve, reject) => {
+          const r = indexedDB.open('p2pcdn', 1);
+          r.onupgradeneeded = () => r.result.createObjectStore('files');
+          r.onsuccess = () => resolve(r.result);
+          r.onerror = () => reject(r.error);
+        });
+      }
+      return this._db;
+    },
+    async req(mode, f) {
+      const db = await this.open();
+      return new Promise((resolve, reject) => {
+        const r = f(db.transaction('files', mode).objectStore('files'));
+        r.onsuccess = () => resolve(r.result);
+        r.onerror = () => reject(r.error);
+      });
+    },
+    get(hash) { return this.req('readonly', (s) => s.get(hash)); },
+    put(hash, info, blob) { return this.req('readwrite', (s) => s.put({ info, blob }, hash)); },
+  };
+
+  // ---------- the node: one page's presence in the network ----------
+  class Node extends Emitter {
+    constructor(opts) {
+      super();
+      opts = opts || {};
+      this.peerId = randomHex(20);
+      this.iceServers = Array.isArray(opts.iceServers) ? opts.iceServers : [];
+      this.cacheEnabled = !!opts.cache;
+      this.debug = !!opts.debug;
+      this.transfers = new Map();
+      this.closed = false; this.established = false;
+      this.link = new MediatorLink(opts.mediator, opts.transports || ['polling', 'websocket'], (...a) => this.log(...a));
+      this.link.on('connect', () => this.link.send('handshake', this.peerId, 0));
+      this.link.on('disconnect', () => { this.established = false; });
+      this.link.on('transport', (t) => this.emit('transport', t));
+      this.link.on('event', (name, args) => this._onEvent(name, args));
+      this.ticker = setInterval(() => this._tick(), 1000);
+      this.link.start();
+    }
+    get transport() { return this.link.transport; }
+    get transports() { return this.link.history.slice(); }
+    log(...a) { if (this.debug) console.log('p2pcdn:', ...a); }
+    ready(timeout) {
+      if (this.established) return Promise.resolve(this);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => { this.off('established', ok); reject(new Error('p2pcdn: no answer from the mediator at ' + this.link.urls.ws + ' within ' + timeout + ' ms')); }, timeout);
+        const ok = () => { clearTimeout(t); this.off('established', ok); resolve(this); };
+        this.on('established', ok);
+      });
+    }
+    _onEvent(name, args) {
+      if (this.closed) return;
+      if (name === 'established') {
+        this.established = true;
+        this.log('connected to mediator as', this.peerId, 'over', this.transport);
+        // After a reconnect the mediator knows nothing of us: say it all again.
+        for (const t of this.transfers.values()) {
+          if (t.wanted && !t.complete) this._getPeers(t, true);
+          if (t.announced) this.link.send('announce', t.hash);
+        }
+        this.emit('established');
+        return;
+      }
+      const hash = args[0];
+      if (typeof hash !== 'string' || !HEX40.test(hash)) return;
+      const t = this.transfers.get(hash);
+      if (!t) return;
+      if (name === 'peers') {
+        if (!Array.isArray(args[1]) || !t.wanted || t.complete) return;
+        let dials = 0;
+        for (const id of args[1].slice(0, 1000)) {
+          if (typeof id !== 'string' || !HEX40.test(id) || id === this.peerId || t.wires.has(id) || t.banned.has(id)) continue;
+          if (t.wires.size >= MAX_DIAL || dials++ >= MAX_DIAL) break;
+          this._dial(t, id);
+        }
+      } else if (name === 'signal') {
+        const from = args[1], data = args[2];
+        if (typeof from !== 'string' || !HEX40.test(from) || typeof data !== 'string' || data.length > 65536 || t.banned.has(from)) return;
+        let sig;
+        try { sig = JSON.parse(data); } catch (e) { return this.log('ignoring a malformed signal from', from.slice(0, 8)); }
+        if (!sig || typeof sig.sdp !== 'string') return;
+        if (sig.type === 'offer') this._answer(t, from, sig.sdp);
+        else if (sig.type === 'answer') { const w = t.wires.get(from); if (w && w.initiator && w.onAnswer) w.onAnswer(sig.sdp); }
+      }
+    }
+    _getPeers(t, force) {
+      const now = Date.now();
+      if (!force && now - t.lastGetPeers < (t.wires.size ? 5000 : 1000)) return;
+      t.lastGetPeers = now;
+      this.link.send('get_peers', t.hash);
+    }
+    _tick() {
+      if (!this.established) return;
+      for (const t of this.transfers.values()) {
+        if (t.wanted && !t.complete && t.wires.size < MAX_DIAL) this._getPeers(t, false);
+        t._progress();
+      }
+    }
+    _announce(t) {
+      t.announced = true;
+      if (this.established) this.link.send('announce', t.hash);
+    }
+    async _dial(t, remoteId) {
+      const w = new Wire(t, remoteId, true);
+      t.addWire(w);
+      let pc;
+      try {
+        pc = new RTCPeerConnection({ iceServers: this.iceServers });
+        w.pc = pc;
+        const dc = pc.createDataChannel(randomHex(10), { ordered: true });
+        const answered = new Promise((resolve) => { w.onAnswer = resolve; });
+        await pc.setLocalDescription(await pc.createOffer());
+        await iceDone(pc, 5000, !this.iceServers.length);
+        if (w.closed) return;
+        this.link.send('signal', t.hash, remoteId, JSON.stringify({ type: 'offer', sdp: pc.localDescription.sdp }));
+        const sdp = await Promise.race([answered, sleep(20000).then(() => null)]);
+        w.onAnswer = null;
+        if (w.closed) return;
+        if (sdp === null) return w.close('no answer within 20 s');
+        await pc.setRemoteDescription({ type: 'answer', sdp });
+        w.attach(pc, dc);
+        await this._openedOrClose(w, dc);
+      } catch (e) { w.close('connecting failed: ' + e.message); if (pc) pc.close(); }
+    }
+    async _answer(t, remoteId, sdp) {
+      const old = t.wires.get(remoteId);
+      if (old) {
+        // Both sides dialled each other: the offer of the smaller id wins.
+        if (old.initiator && !old.dc && this.peerId > remoteId) old.close('crossed offers');
+        else return;
+      }
+      if (t.wires.size >= MAX_WIRES || !t.info && !t.wanted) return;
+      const w = new Wire(t, remoteId, false);
+      t.addWire(w);
+      let pc;
+      try {
+        pc = new RTCPeerConnection({ iceServers: this.iceServers });
+        w.pc = pc;
+        const channel = new Promise((resolve) => { pc.ondatachannel = (e) => resolve(e.channel); });
+        await pc.setRemoteDescription({ type: 'offer', sdp });
+        await pc.setLocalDescription(await pc.createAnswer());
+        await iceDone(pc, 5000, !this.iceServers.length);
+        if (w.closed) return;
+        this.link.send('signal', t.hash, remoteId, JSON.stringify({ type: 'answer', sdp: pc.localDescription.sdp }));
+        const dc = await Promise.race([channel, sleep(20000).then(() => null)]);
+        if (w.closed) return;
+        if (!dc) return w.close('no data channel within 20 s');
+        w.attach(pc, dc);
+        await this._openedOrClose(w, dc);
+      } catch (e) { w.close('answering failed: ' + e.message); if (pc) pc.close(); }
+    }
+    async _openedOrClose(w, dc) {
+      if (dc.readyState === 'open') return;
+      const opened = new Promise((resolve) => dc.addEventListener('open', () => resolve(true)));
+      if (!(await Promise.race([opened, sleep(20000).then(() => false)])) && !w.closed) w.close('data channel did not open within 20 s');
+    }
+    _transfer(hash) {
+      let t = this.transfers.get(hash);
+      if (!t) { t = new Transfer(this, hash); this.transfers.set(hash, t); }
+      return t;
+    }
+    // seed hashes a file and shares it until close(); it resolves to its info dictionary.
+    async seed(blob, opts) {
+      if (this.closed) throw new Error('p2pcdn: node is closed');
+      if (!(blob instanceof Blob)) throw new TypeError('p2pcdn: seed needs a File or Blob');
+      const name = (opts && opts.name) || blob.name || 'file';
+      if (!blob.size) throw new Error('p2pcdn: cannot share ' + name + ': it is empty (0-byte files have no hash)');
+      const info = await hashBlob(blob, name);
+      this._addComplete(info, blob);
+      return JSON.parse(JSON.stringify(info));
+    }
+    _addComplete(info, blob) {
+      const t = this._transfer(info.full_hash);
+      if (!t.info) t.setInfo(info);
+      if (!t.source) t.setSource(blob);
+      if (!t.announced) this._announce(t);
+      return t;
+    }
+    // fetch downloads and verifies a file by full hash or info dictionary; it resolves to a Blob.
+    async fetch(hashOrInfo, opts) {
+      opts = opts || {};
+      if (this.closed) throw new Error('p2pcdn: node is closed');
+      let hash, info = null;
+      if (typeof hashOrInfo === 'string') hash = hashOrInfo.trim().toLowerCase();
+      else if (hashOrInfo && typeof hashOrInfo === 'object') { info = await checkInfo(hashOrInfo); hash = info.full_hash; }
+      if (!HEX40.test(hash || '')) throw new Error('p2pcdn: ' + JSON.stringify(hash) + ' is not a full hash (40 hex characters)');
+      const t = this._transfer(hash);
+      if (info && !t.info) t.setInfo(info);
+      const onProgress = typeof opts.onProgress === 'function' ? opts.onProgress : null;
+      if (onProgress) t.listeners.add(onProgress);
+      try {
+        if (t.complete) { t._progress(); return t.blob(); }
+        if (this.cacheEnabled || opts.cache) {
+          const hit = await cache.get(hash).catch(() => null);
+          if (hit && hit.blob && hit.info) {
+            const ci = await checkInfo(hit.info, hash).catch(() => null);
+            if (ci && hit.blob.size === ci.total_length) {
+              const c = this._addComplete(ci, hit.blob);
+              c._progress();
+              return c.blob();
+            }
+          }
+        }
+        if (!t.done) {
+          let resolve, reject;
+          const p = new Promise((a, b) => { resolve = a; reject = b; });
+          t.done = { promise: p, resolve, reject };
+        }
+        const done = t.done.promise;
+        t.wanted = true;
+        if (this.established) this._getPeers(t, true);
+        t._maybeFetchInfo();
+        for (const w of t.wires.values()) t._fill(w);
+        let blob;
+        if (opts.signal) {
+          blob = await Promise.race([done, new Promise((_, rej) => {
+            if (opts.signal.aborted) rej(new Error('p2pcdn: fetch aborted'));
+            opts.signal.addEventListener('abort', () => rej(new Error('p2pcdn: fetch aborted')));
+          })]);
+        } else blob = await done;
+        if (this.cacheEnabled || opts.cache) await cache.put(hash, t.info, blob).catch((e) => this.log('caching failed:', e.message));
+        return blob;
+      } finally { if (onProgress) t.listeners.delete(onProgress); }
+    }
+    infoOf(hash) { const t = this.transfers.get(hash); return t && t.info ? JSON.parse(JSON.stringify(t.info)) : null; }
+    async includeImage(hashOrInfo, target, opts) {
+      const blob = await this.fetch(hashOrInfo, opts);
+      const el = typeof target === 'string' ? document.querySelector(target) : target;
+      if (!el) throw new Error('p2pcdn: no element matches ' + target);
+      el.src = URL.createObjectURL(blob);
+      return el;
+    }
+    async includeDownload(hashOrInfo, target, opts) {
+      const blob = await this.fetch(hashOrInfo, opts);
+      const el = typeof target === 'string' ? document.querySelector(target) : target;
+      if (!el) throw new Error('p2pcdn: no element matches ' + target);
+      const t = this.transfers.get(typeof hashOrInfo === 'string' ? hashOrInfo.trim().toLowerCase() : hashOrInfo.full_hash);
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = (opts && opts.fileName) || (t && t.info ? t.info.file_name : 'download');
+      el.parentNode.insertBefore(a, el);
+      a.appendChild(el);
+      return a;
+    }
+    close() {
+      if (this.closed) return;
+      for (const t of this.transfers.values()) if (t.announced) this.link.send('finish', t.hash);
+      this.closed = true;
+      clearInterval(this.ticker);
+      this.link.close();
+      for (const t of this.transfers.values()) {
+        for (const w of [...t.wires.values()]) w.close('node closed');
+        if (t.done) { t.done.reject(new Error('p2pcdn: node closed before the file was complete')); t.done = null; }
+      }
+    }
+  }
+
+  async function connect(opts) {
+    const node = new Node(opts);
+    try { return await node.ready((opts && opts.timeout) || 20000); } catch (e) { node.close(); throw e; }
+  }
+
+  // ---------- the prototype's global API (PROTOCOL.md section 10) ----------
+  function makeCompat() {
+    let ice = [];
+    let infos = [];
+    let caching = false;
+    let main = null;
+    const nodes = new Map();
+    const callbacks = new Map();
+    const nodeFor = (address, port) => {
+      const url = 'ws://' + address + ':' + port;
+      if (!nodes.has(url)) nodes.set(url, new Node({ mediator: url, iceServers: ice, cache: caching }));
+      return nodes.get(url);
+    };
+    const lookup = (name) => {
+      const i = infos.find((x) => x && x.file_name === name);
+      if (!i) throw new Error('cdn: no info dictionary for a file named ' + JSON.stringify(name) + ' was passed to initialize');
+      return i;
+    };
+    const done = (name) => { for (const cb of callbacks.get(name) || []) { try { cb(); } catch (e) { console.error('cdn: onFileDownloaded callback failed:', e); } } };
+    const include = (names, selectors, kind) => {
+      if (!Array.isArray(names) || !Array.isArray(selectors) || names.length !== selectors.length) throw new Error('cdn: fileNames and cssSelectors must be lists of equal length');
+      if (!main) throw new Error('cdn: call initialize first');
+      names.forEach((name, i) => {
+        const info = lookup(name);
+        const job = kind === 'image' ? main.includeImage(info, selectors[i]) : main.includeDownload(info, selectors[i], { fileName: info.file_name });
+        job.then(() => done(name), (e) => console.error('cdn: fetching ' + name + ' failed:', e));
+      });
+    };
+    return {
+      overrideICECandidates(servers) { ice = Array.isArray(servers) ? servers : []; },
+      initialize(infoDictionaries, mediatorAddress, mediatorPort, enableCaching) {
+        infos = Array.isArray(infoDictionaries) ? infoDictionaries : [];
+        caching = !!enableCaching;
+        main = nodeFor(mediatorAddress, mediatorPort);
+        main.cacheEnabled = caching;
+        if (caching) {
+          // Re-seed what earlier visits cached, before anything asks for it.
+          for (const i of infos) {
+            if (!i || typeof i.full_hash !== 'string') continue;
+            cache.get(i.full_hash).then(async (hit) => {
+              if (!hit || !hit.blob) return;
+              const ci = await checkInfo(hit.info, i.full_hash);
+              if (hit.blob.size === ci.total_length) main._addComplete(ci, hit.blob);
+            }).catch(() => {});
+          }
+        }
+      },
+      onFileDownloaded(fileName, callback) {
+        if (!callbacks.has(fileName)) callbacks.set(fileName, []);
+        callbacks.get(fileName).push(callback);
+      },
+      includeDownloads(fileNames, cssSelectors) { include(fileNames, cssSelectors, 'download'); },
+      includeImages(fileNames, cssSelectors) { include(fileNames, cssSelectors, 'image'); },
+      seedFile(file, mediatorAddress, mediatorPort, callback) {
+        nodeFor(mediatorAddress, mediatorPort).seed(file).then((info) => { if (typeof callback === 'function') callback(info); }, (e) => console.error('cdn: seeding failed:', e));
+      },
+    };
+  }
+
+  global.p2pcdn = { connect, Node, hashBlob, pieceHash, merkleRoot, checkInfo, PIECE_LENGTH, version: '1', _sha1js: sha1js, _internal: { bdecode, bencode, Wire, Transfer, MediatorLink } };
+  global.cdn = makeCompat();
+})(typeof window !== 'undefined' ? window : globalThis);
