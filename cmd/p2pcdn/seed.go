@@ -84,6 +84,10 @@ func runSeed(cctx *cli.Context) error {
 		progress = func(n int64) { bar.Add64(n) }
 	}
 	jsonOut := cctx.Bool("json")
+	getCmd := "p2pcdn get --mediator " + mediatorURL
+	if cctx.Bool("ice-loopback") {
+		getCmd = "p2pcdn get --ice-loopback --mediator " + mediatorURL
+	}
 	err = seed.Run(ctx, seed.Config{
 		Paths:     cctx.Args().Slice(),
 		Mediator:  mediatorURL,
@@ -102,8 +106,8 @@ func runSeed(cctx *cli.Context) error {
 					fmt.Printf("%s\n", b)
 					continue
 				}
-				fmt.Printf("%s  %10d  %s\n    p2pcdn get --mediator %s %s\n",
-					f.Info.FullHash, f.Info.TotalLength, f.Path, mediatorURL, f.Info.FullHash)
+				fmt.Printf("%s  %10d  %s\n    %s %s\n",
+					f.Info.FullHash, f.Info.TotalLength, f.Path, getCmd, f.Info.FullHash)
 			}
 			fmt.Fprintf(os.Stderr, "seeding %d file(s) through %s%s\n", len(files), mediatorURL, untilText(cctx.Duration("for")))
 		},
