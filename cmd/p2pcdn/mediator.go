@@ -1,12 +1,21 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/p2pcdn/p2pcdn/internal/federation"
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
 	"github.com/p2pcdn/p2pcdn/web"
 )
@@ -33,6 +42,22 @@ func mediatorCommand() *cli.Command {
 				Name:  "verbose",
 				Usage: "log every peer joining and leaving",
 			},
+			&cli.BoolFlag{
+				Name:  "no-dht",
+				Usage: "do not federate with other mediators through the DHT",
+			},
+			&cli.StringFlag{
+				Name:  "dht-listen",
+				Usage: "UDP `ADDRESS` of the DHT node; default: the --listen address, over UDP",
+			},
+			&cli.StringSliceFlag{
+				Name:  "bootstrap",
+				Usage: "join the DHT through the node at `HOST:PORT` (repeatable), e.g. another mediator's DHT address",
+			},
+			&cli.BoolFlag{
+				Name:  "dht-public",
+				Usage: "also bootstrap from the public Mainline DHT routers (off by default: nothing reaches the internet by itself)",
+			},
 		},
 		Action: func(cctx *cli.Context) error {
 			if cctx.NArg() > 0 {
@@ -54,9 +79,55 @@ func mediatorCommand() *cli.Command {
 				MaxPeersPerAnswer: cctx.Int("max-peers"),
 				Fallback:          web.Handler(), // the browser library and the demo page
 			}
-			// The context given to the action ends on SIGINT/SIGTERM, which
-			// makes ListenAndServe shut down gracefully.
-			return srv.ListenAndServe(cctx.Context, addr)
+			return serveMediator(cctx, srv, addr)
 		},
 	}
+}
+
+// serveMediator listens on addr and serves srv, federated through the DHT
+// unless --no-dht, until the command's context ends.
+func serveMediator(cctx *cli.Context, srv *mediator.Server, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("mediator: %w", err)
+	}
+	if cctx.Bool("no-dht") {
+		return srv.Serve(cctx.Context, ln)
+	}
+	_, portText, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ := strconv.Atoi(portText)
+	dhtAddr := cctx.String("dht-listen")
+	if dhtAddr == "" {
+		dhtAddr = ln.Addr().String()
+	}
+	fed, err := federation.New(federation.Config{
+		Mediator:        srv,
+		MediatorID:      randomID(),
+		PublicPort:      port,
+		DHTListen:       dhtAddr,
+		Bootstrap:       cctx.StringSlice("bootstrap"),
+		PublicBootstrap: cctx.Bool("dht-public"),
+		Logger:          srv.Logger,
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("mediator: start the DHT node (or pass --no-dht): %w", err)
+	}
+	srv.Federation = fed
+	srv.Logger.Info("DHT node listening", "addr", fed.DHTAddr().String(), "bootstrap", cctx.StringSlice("bootstrap"))
+	g, ctx := errgroup.WithContext(cctx.Context)
+	g.Go(func() error { return fed.Run(ctx) })
+	g.Go(func() error { return srv.Serve(ctx, ln) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// randomID returns a fresh mediator id: 20 random bytes in hex.
+func randomID() string {
+	var b [20]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
