@@ -430,8 +430,9 @@
   // ---------- WebRTC ----------
   // iceDone waits for candidate gathering (signals are non-trickle). With no
   // ICE servers only host candidates can come: the UDP ones arrive together at
-  // once, and Chromium adds TCP ones (active, useless without a passive peer)
-  // 100-200 ms later, so a short quiet period after a UDP candidate suffices.
+  // once (within 1 ms, measured), and Chromium adds TCP ones (active, useless
+  // without a passive peer) 100-200 ms later, so a short quiet period after a
+  // UDP candidate suffices; it is a fixed cost of every dial.
   function iceDone(pc, ms, hostOnly) {
     return new Promise((resolve) => {
       if (pc.iceGatheringState === 'complete') return resolve();
@@ -439,7 +440,7 @@
       let quiet = null;
       const done = () => { clearTimeout(t); clearTimeout(quiet); resolve(); };
       pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') done(); });
-      if (hostOnly) pc.addEventListener('icecandidate', (e) => { if (e.candidate && / udp /i.test(e.candidate.candidate)) { clearTimeout(quiet); quiet = setTimeout(done, 40); } });
+      if (hostOnly) pc.addEventListener('icecandidate', (e) => { if (e.candidate && / udp /i.test(e.candidate.candidate)) { clearTimeout(quiet); quiet = setTimeout(done, 10); } });
     });
   }
 

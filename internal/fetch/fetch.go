@@ -31,7 +31,8 @@ var (
 	// ErrStalled: peers were found but the download made no progress for
 	// the timeout.
 	ErrStalled = errors.New("download stalled")
-	// ErrExists: the target file exists with other content.
+	// ErrExists: a file exists at the target path already; it is never
+	// overwritten.
 	ErrExists = errors.New("target file exists")
 )
 
@@ -40,7 +41,11 @@ const (
 	DefaultTimeout = 30 * time.Second
 	// DefaultWantPeers is how many peers the downloader tries to keep.
 	DefaultWantPeers = 8
-	askInterval      = time.Second // get_peers cadence, as the prototype
+	askInterval      = time.Second // steady get_peers cadence, as the prototype
+	// firstAsk is the first repeat of get_peers, doubling up to askInterval:
+	// a mediator that must look the hash up in the DHT answers the first
+	// question with its local peers only and knows more a few ms later.
+	firstAsk = 50 * time.Millisecond
 )
 
 // Config configures Run.
@@ -107,6 +112,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("connect to mediator %s: %w", cfg.Mediator, err)
 	}
 	defer client.Close()
+	// The announce goroutine below ends before the client closes.
+	var announcing sync.WaitGroup
+	defer func() {
+		cancel()
+		announcing.Wait()
+	}()
 
 	d := &download{cfg: cfg, log: log}
 	ih, err := wire.DecodeID(cfg.Hash)
@@ -126,8 +137,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Logger:   log,
 		OnPiece: func(int) {
 			// Re-share from the first verified piece on, as the prototype.
+			// In a goroutine: Announce may wait for the client's rate limit.
 			announce.Do(func() {
-				go client.Announce(ctx, cfg.Hash)
+				announcing.Add(1)
+				go func() {
+					defer announcing.Done()
+					client.Announce(ctx, cfg.Hash)
+				}()
 			})
 		},
 	})
@@ -153,11 +169,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Resumed:    d.resumed,
 		Elapsed:    time.Since(start),
 	}
-	for _, p := range st.PerPeer {
-		if p.Downloaded > 0 {
-			res.Peers++
-		}
-	}
+	d.noteSenders(st)
+	res.Peers = len(d.senders)
 	bye, stop := context.WithTimeout(context.Background(), time.Second)
 	defer stop()
 	client.Finish(bye, cfg.Hash)
@@ -173,6 +186,23 @@ type download struct {
 	dl      *store.Download
 	path    string
 	resumed int
+
+	// senders are the ids of peers that sent us data, kept from each
+	// progress sample because Stats lists only the peers still connected.
+	// Only Run's goroutine touches it.
+	senders map[string]bool
+}
+
+// noteSenders remembers the peers of st that have sent us data.
+func (d *download) noteSenders(st swarm.Stats) {
+	for _, p := range st.PerPeer {
+		if p.Downloaded > 0 {
+			if d.senders == nil {
+				d.senders = make(map[string]bool)
+			}
+			d.senders[p.PeerID] = true
+		}
+	}
 }
 
 // open is the swarm's Open: it picks the target path once the file name is
@@ -209,7 +239,8 @@ func (d *download) close() {
 // wait asks for peers and connects to them until the torrent is complete,
 // reporting progress, and gives up after cfg.Timeout without progress.
 func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorclient.Client, link *peering.Link) error {
-	ask := time.NewTicker(askInterval)
+	askEvery := firstAsk
+	ask := time.NewTimer(askEvery)
 	defer ask.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -242,6 +273,8 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 			if link.Sessions() < d.cfg.WantPeers {
 				client.GetPeers(ctx, d.cfg.Hash)
 			}
+			askEvery = min(2*askEvery, askInterval)
+			ask.Reset(askEvery)
 		case <-tick.C:
 			st := d.report(t)
 			if st.Peers > 0 {
@@ -262,6 +295,7 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 
 func (d *download) report(t *swarm.Torrent) swarm.Stats {
 	st := t.Stats()
+	d.noteSenders(st)
 	if d.cfg.Progress == nil {
 		return st
 	}

@@ -120,7 +120,11 @@ func (l *Link) Connect(peerID string) bool {
 
 // Close stops routing, ends every session and waits for their goroutines.
 func (l *Link) Close() {
+	// Cancel under mu: start (called with mu held after checking ctx) then
+	// either ran before, so its wg.Add precedes Wait, or sees ctx done.
+	l.mu.Lock()
 	l.cancel()
+	l.mu.Unlock()
 	l.sub.Close()
 	l.wg.Wait()
 }

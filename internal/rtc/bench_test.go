@@ -75,9 +75,10 @@ func BenchmarkConnVariant(b *testing.B) {
 		{"chunk64K", Config{WriteChunk: 64 << 10}},
 		{"socketBufOS", Config{SocketBuffer: -1}},
 		{"sctpRecv1M", Config{SCTPReceiveBuffer: 1 << 20}},
-		{"water256K", Config{HighWater: 256 << 10, LowWater: 128 << 10}},
-		{"water4M", Config{HighWater: 4 << 20, LowWater: 2 << 20}},
-		{"pionDefaults", Config{WriteChunk: 64 << 10, SocketBuffer: -1, SCTPReceiveBuffer: 1 << 20}},
+		{"window256K", Config{MinWindow: 256 << 10}},
+		{"window1M", Config{MinWindow: 1 << 20}},
+		{"window4M", Config{MinWindow: 4 << 20, HighWater: 4 << 20}},
+		{"pionDefaults", Config{WriteChunk: 64 << 10, SocketBuffer: -1, SCTPReceiveBuffer: 1 << 20, MinWindow: 1 << 20}},
 	} {
 		b.Run(v.name, func(b *testing.B) { benchConn(b, v.cfg) })
 	}

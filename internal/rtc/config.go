@@ -20,10 +20,16 @@ const (
 	DefaultMaxMessageSize = 262144
 	// DefaultWriteChunk is the largest message Conn.Write sends.
 	DefaultWriteChunk = 16 << 10
-	// DefaultHighWater and DefaultLowWater bound the bytes queued in the SCTP send buffer: Write blocks
-	// above high and resumes at low.
+	// DefaultHighWater is the most bytes Write keeps queued or unacknowledged (the send window's cap).
 	DefaultHighWater = 1 << 20
-	DefaultLowWater  = 512 << 10
+	// DefaultMinWindow is the send window on a short path. Chromium reads each peer connection from a
+	// UDP socket with a 128 KiB buffer (SO_RCVBUF 64 KiB, doubled by Linux), about 55 of our packets;
+	// unpaced bursts larger than that are dropped by its kernel, and pion recovers lost retransmissions
+	// slowly (see doc.go). 64 KiB stays below it.
+	DefaultMinWindow = 64 << 10
+	// DefaultWindowRate scales the window with the path's smallest round-trip time, so long paths still
+	// get a bandwidth-delay product: 16 MiB/s reaches DefaultHighWater at a 64 ms round trip.
+	DefaultWindowRate = 16 << 20
 	// DefaultSCTPReceiveBuffer is the SCTP receive window we advertise.
 	DefaultSCTPReceiveBuffer = 4 << 20
 	// DefaultSocketBuffer is SO_RCVBUF/SO_SNDBUF for ICE UDP sockets (the kernel caps it at rmem_max).
@@ -54,8 +60,12 @@ type Config struct {
 	MaxMessageSize int
 	// WriteChunk is the largest message Conn.Write sends; 0 means DefaultWriteChunk.
 	WriteChunk int
-	// HighWater/LowWater are the buffered-amount watermarks for Write; 0 means the defaults.
-	HighWater, LowWater int
+	// Write keeps at most a window of bytes queued or unacknowledged (the data channel's
+	// bufferedAmount): the smallest round-trip time seen times WindowRate (bytes per second), at least
+	// MinWindow and at most HighWater. A small window on short paths keeps the bursts that arrive at once
+	// within what a browser's socket holds; on long paths the network spaces packets out. 0 means the
+	// defaults; MinWindow is raised to twice the write chunk and HighWater to MinWindow.
+	HighWater, MinWindow, WindowRate int
 	// SCTPReceiveBuffer is the SCTP receive window; 0 means DefaultSCTPReceiveBuffer.
 	SCTPReceiveBuffer int
 	// SocketBuffer is SO_RCVBUF/SO_SNDBUF for the ICE UDP sockets; 0 means DefaultSocketBuffer, -1 leaves
@@ -80,8 +90,15 @@ func (c Config) withDefaults() Config {
 	if c.HighWater <= 0 {
 		c.HighWater = DefaultHighWater
 	}
-	if c.LowWater <= 0 || c.LowWater >= c.HighWater {
-		c.LowWater = min(DefaultLowWater, c.HighWater/2)
+	if c.MinWindow <= 0 {
+		c.MinWindow = DefaultMinWindow
+	}
+	// Write waits for the buffered amount to fall below half the window; with a chunk of at most half
+	// the window that crossing always comes.
+	c.MinWindow = max(c.MinWindow, 2*c.WriteChunk)
+	c.HighWater = max(c.HighWater, c.MinWindow)
+	if c.WindowRate <= 0 {
+		c.WindowRate = DefaultWindowRate
 	}
 	if c.SCTPReceiveBuffer <= 0 {
 		c.SCTPReceiveBuffer = DefaultSCTPReceiveBuffer

@@ -33,8 +33,7 @@ type conn struct {
 	remote string
 
 	maxMsg, chunk int
-	highWater     uint64
-	low           chan struct{} // signalled when the buffered amount falls to the low watermark
+	low           chan struct{} // signalled when the buffered amount falls below half the window
 	closed        chan struct{}
 	closeOnce     sync.Once
 	closeErr      error
@@ -43,20 +42,29 @@ type conn struct {
 	rbuf       []byte // allocated on first use for reads smaller than a message
 	rpos, rend int
 
-	wmu sync.Mutex
+	wmu    sync.Mutex
+	minWin int // window bounds, see Config.MinWindow
+	maxWin int
+	rate   float64       // window bytes per second of round trip, see Config.WindowRate
+	minRTT time.Duration // smallest smoothed round trip seen; 0 until measured
+	nRTT   int           // times minRTT was sampled
+	window int           // current send window; its half is the low threshold
 }
 
 func newConn(t *Transport, pc *webrtc.PeerConnection, dc *webrtc.DataChannel,
 	rwc datachannel.ReadWriteCloserDeadliner, remote string) *conn {
 	c := &conn{
 		t: t, pc: pc, dc: dc, rwc: rwc, remote: remote,
-		maxMsg:    t.cfg.MaxMessageSize,
-		chunk:     t.cfg.WriteChunk,
-		highWater: uint64(t.cfg.HighWater),
-		low:       make(chan struct{}, 1),
-		closed:    make(chan struct{}),
+		maxMsg: t.cfg.MaxMessageSize,
+		chunk:  t.cfg.WriteChunk,
+		low:    make(chan struct{}, 1),
+		closed: make(chan struct{}),
+		minWin: t.cfg.MinWindow,
+		maxWin: t.cfg.HighWater,
+		rate:   float64(t.cfg.WindowRate),
+		window: t.cfg.MinWindow,
 	}
-	dc.SetBufferedAmountLowThreshold(uint64(t.cfg.LowWater))
+	dc.SetBufferedAmountLowThreshold(uint64(c.window / 2))
 	dc.OnBufferedAmountLow(func() {
 		select {
 		case c.low <- struct{}{}:
@@ -129,10 +137,10 @@ func (c *conn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	written := 0
 	for len(p) > 0 {
-		if err := c.waitWritable(); err != nil {
+		chunk := p[:min(len(p), c.chunk)]
+		if err := c.waitWritable(len(chunk)); err != nil {
 			return written, err
 		}
-		chunk := p[:min(len(p), c.chunk)]
 		n, err := c.rwc.Write(chunk)
 		written += n
 		if err != nil {
@@ -148,9 +156,14 @@ func (c *conn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// waitWritable blocks while more than the high watermark is queued for sending.
-func (c *conn) waitWritable() error {
-	for c.dc.BufferedAmount() > c.highWater {
+// waitWritable blocks until n more bytes fit in the send window. Called with wmu held.
+func (c *conn) waitWritable(n int) error {
+	for c.dc.BufferedAmount()+uint64(n) > uint64(c.window) {
+		// Re-measured only when full: reading SCTP's statistics takes its lock.
+		if w := c.window; c.updateWindow() > w {
+			continue
+		}
+		// n is at most half the window, so the amount is above the threshold and will cross it.
 		select {
 		case <-c.low:
 		case <-c.closed:
@@ -163,6 +176,39 @@ func (c *conn) waitWritable() error {
 	default:
 		return nil
 	}
+}
+
+// rttSamples is how many times the window must have filled, each time sampling SCTP's smoothed round
+// trip, before it grows: the first sample is the channel-open message's round trip, which a busy
+// browser can inflate tenfold, and the smoothing (1/8 per sample) takes a while to forget it.
+const rttSamples = 8
+
+// updateWindow sizes the send window from the smallest round trip SCTP has measured and returns it.
+// The smallest, not the current one: queueing in a slow receiver raises the round trip, and a window
+// that grew with it would overflow that receiver. Called with wmu held.
+func (c *conn) updateWindow() int {
+	if sctp := c.pc.SCTP(); sctp != nil {
+		if s := sctp.Stats().SmoothedRoundTripTime; s > 0 {
+			c.nRTT++
+			if rtt := time.Duration(s * float64(time.Second)); c.minRTT == 0 || rtt < c.minRTT {
+				c.minRTT = rtt
+			}
+		}
+	}
+	w := c.minWin
+	if c.nRTT >= rttSamples {
+		w = c.windowFor(c.minRTT)
+	}
+	if w != c.window {
+		c.window = w
+		c.dc.SetBufferedAmountLowThreshold(uint64(w / 2))
+	}
+	return w
+}
+
+// windowFor is the send window for a path whose smallest round trip is rtt (0 when unknown).
+func (c *conn) windowFor(rtt time.Duration) int {
+	return min(max(int(rtt.Seconds()*c.rate), c.minWin), c.maxWin)
 }
 
 func (c *conn) Close() error {

@@ -369,7 +369,7 @@ func TestDialRejectsGarbage(t *testing.T) {
 }
 
 func TestCloseUnblocksReadAndWrite(t *testing.T) {
-	a := newTestTransport(t, Config{HighWater: 64 << 10, LowWater: 32 << 10, SCTPReceiveBuffer: 128 << 10})
+	a := newTestTransport(t, Config{HighWater: 64 << 10, SCTPReceiveBuffer: 128 << 10})
 	b := newTestTransport(t, Config{SCTPReceiveBuffer: 128 << 10})
 	ca, cb := connect(t, a, b, nil)
 
@@ -392,6 +392,10 @@ func TestCloseUnblocksReadAndWrite(t *testing.T) {
 	case err := <-writeErr:
 		t.Fatalf("a 64 MiB write to a peer that does not read finished: %v", err)
 	case <-time.After(500 * time.Millisecond): // not a timing assertion: only gives Write time to block
+	}
+	c := ca.(*conn)
+	if got := c.dc.BufferedAmount(); got > 64<<10 {
+		t.Errorf("blocked Write left %d bytes buffered, more than the 64 KiB window", got)
 	}
 	if err := ca.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -437,5 +441,56 @@ func TestTransportCloseClosesConns(t *testing.T) {
 	}
 	if _, err := a.Dial(context.Background(), func(context.Context, string) error { return nil }, nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("Dial on a closed transport: %v, want ErrClosed", err)
+	}
+}
+
+func TestSendWindow(t *testing.T) {
+	cfg := Config{}.withDefaults()
+	if cfg.MinWindow != DefaultMinWindow || cfg.HighWater != DefaultHighWater || cfg.WindowRate != DefaultWindowRate {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	// The window must leave room for a whole chunk above its low threshold.
+	if c := (Config{WriteChunk: 64 << 10, MinWindow: 1, HighWater: 1}).withDefaults(); c.MinWindow != 128<<10 || c.HighWater != 128<<10 {
+		t.Errorf("MinWindow %d, HighWater %d for 64 KiB chunks, want 128 KiB each", c.MinWindow, c.HighWater)
+	}
+
+	ca, cb := connect(t, newTestTransport(t, Config{}), newTestTransport(t, Config{}), nil)
+	c := ca.(*conn)
+	for _, tc := range []struct {
+		rtt  time.Duration
+		want int
+	}{
+		{0, DefaultMinWindow},                // not measured yet
+		{time.Millisecond, DefaultMinWindow}, // short path: 16 KiB would be too small
+		{20 * time.Millisecond, 20 * DefaultWindowRate / 1000},
+		{time.Second, DefaultHighWater},
+	} {
+		if w := c.windowFor(tc.rtt); w != tc.want {
+			t.Errorf("window for a %v round trip: %d, want %d", tc.rtt, w, tc.want)
+		}
+	}
+	// The live window follows what SCTP measured, within the bounds, and sets the low threshold.
+	if _, err := ca.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(cb, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	c.wmu.Lock()
+	c.nRTT, c.minRTT = 0, time.Second // as if the channel-open message had taken a second
+	if w := c.updateWindow(); w != DefaultMinWindow {
+		t.Errorf("window %d after the first round-trip sample, want %d until %d samples", w, DefaultMinWindow, rttSamples)
+	}
+	var w int
+	for range rttSamples {
+		w = c.updateWindow()
+	}
+	rtt := c.minRTT
+	c.wmu.Unlock()
+	if rtt <= 0 || rtt == time.Second || w != c.windowFor(rtt) {
+		t.Errorf("after 1 MiB: smallest round trip %v, window %d", rtt, w)
+	}
+	if thr := c.dc.BufferedAmountLowThreshold(); thr != uint64(w/2) {
+		t.Errorf("low threshold %d, want half the window %d", thr, w/2)
 	}
 }

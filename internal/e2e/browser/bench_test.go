@@ -32,9 +32,11 @@ const fetchNodeJS = `(async () => {
 
 // BenchmarkPageFetch1MBFromNative times a page fetching 1 MiB by hash from
 // `p2pcdn seed` (peer lookup, WebRTC connection, info dictionary, pieces) and,
-// in the same run, two baselines: the same page fetching the same file with
+// in the same run, three baselines: the same page fetching the same file with
 // fetch() from a net/http server on loopback, and 1 MiB sent by plain pion
-// over an already open data channel to the page (the transport's floor).
+// over an already open data channel to the page (the transport's floor), once
+// with pion's usual flow control (rawpion) and once paced like internal/rtc's
+// send window (rawwindow).
 func BenchmarkPageFetch1MBFromNative(b *testing.B) {
 	const size = 1 << 20
 	m := startMediator(b)
@@ -50,9 +52,10 @@ func BenchmarkPageFetch1MBFromNative(b *testing.B) {
 	navigate(b, tab, m.page("/test.html"))
 	eval[bool](b, tab, rawReceiverJS)
 	api := loopbackPion()
-	var p2p, plain, raw float64
+	var p2p, plain, raw, rawWin float64
 	for b.Loop() {
-		raw += rawTransfer(b, api, tab, size)
+		raw += rawTransfer(b, api, tab, size, plainFlow)
+		rawWin += rawTransfer(b, api, tab, size, windowFlow)
 		p2p += eval[float64](b, tab, fmt.Sprintf(fetchNodeJS, hash, size))
 		plain += eval[float64](b, tab, fmt.Sprintf(`(async () => {
 			const t0 = performance.now();
@@ -65,8 +68,10 @@ func BenchmarkPageFetch1MBFromNative(b *testing.B) {
 	b.ReportMetric(p2p/n*1000, "p2pcdn-ms/fetch")
 	b.ReportMetric(plain/n*1000, "http-ms/fetch")
 	b.ReportMetric(raw/n*1000, "rawpion-ms/MiB")
+	b.ReportMetric(rawWin/n*1000, "rawwindow-ms/MiB")
 	b.ReportMetric(p2p/plain, "p2pcdn/http")
 	b.ReportMetric(p2p/raw, "p2pcdn/rawpion")
+	b.ReportMetric(rawWin/raw, "rawwindow/rawpion")
 }
 
 // serveFile serves path over HTTP on loopback, to any origin, and returns its URL.
@@ -95,8 +100,9 @@ func serveFile(tb testing.TB, path string) string {
 
 // BenchmarkPageFetch64MBFromNative measures a page fetching 64 MiB from
 // `p2pcdn seed` and, in the same run, 64 MiB sent over one bare data channel
-// from plain pion (64 KiB messages, 1 MiB / 512 KiB buffered-amount
-// watermarks like internal/rtc) to the same page as the baseline.
+// from plain pion to the same page as the baselines: with pion's usual flow
+// control (64 KiB messages, 1 MiB / 512 KiB buffered-amount watermarks) and
+// paced like internal/rtc's send window.
 func BenchmarkPageFetch64MBFromNative(b *testing.B) {
 	const size = 64 << 20
 	m := startMediator(b)
@@ -110,15 +116,18 @@ func BenchmarkPageFetch64MBFromNative(b *testing.B) {
 	navigate(b, tab, m.page("/test.html"))
 	eval[bool](b, tab, rawReceiverJS)
 	api := loopbackPion()
-	var p2p, raw float64
+	var p2p, raw, rawWin float64
 	for b.Loop() {
 		p2p += eval[float64](b, tab, fmt.Sprintf(fetchNodeJS, hash, size))
-		raw += rawTransfer(b, api, tab, size)
+		raw += rawTransfer(b, api, tab, size, plainFlow)
+		rawWin += rawTransfer(b, api, tab, size, windowFlow)
 	}
 	mib := float64(size) / (1 << 20) * float64(b.N)
 	b.ReportMetric(mib/p2p, "p2pcdn-MiB/s")
 	b.ReportMetric(mib/raw, "rawpion-MiB/s")
+	b.ReportMetric(mib/rawWin, "rawwindow-MiB/s")
 	b.ReportMetric(raw/p2p, "p2pcdn/raw")
+	b.ReportMetric(raw/rawWin, "rawwindow/raw")
 }
 
 // rawReceiverJS defines the page's side of the raw baseline: rawOffer()
@@ -169,8 +178,9 @@ func loopbackPion() *webrtc.API {
 }
 
 // rawTransfer answers the page's offer with plain pion, sends size bytes
-// when the page says "go", and returns the seconds the page measured.
-func rawTransfer(b *testing.B, api *webrtc.API, tab context.Context, size int) float64 {
+// paced by flow when the page says "go", and returns the seconds the page
+// measured.
+func rawTransfer(b testing.TB, api *webrtc.API, tab context.Context, size int, flow rawFlow) float64 {
 	b.Helper()
 	offer := eval[string](b, tab, `rawOffer()`)
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
@@ -184,7 +194,7 @@ func rawTransfer(b *testing.B, api *webrtc.API, tab context.Context, size int) f
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 		dc.OnMessage(func(msg webrtc.DataChannelMessage) {
 			if string(msg.Data) == "go" {
-				go func() { sent <- sendRaw(ctx, dc, size) }() // ends when sent, or with ctx / the channel
+				go func() { sent <- sendRaw(ctx, dc, size, flow) }() // ends when sent, or with ctx / the channel
 			}
 		})
 	})
@@ -212,10 +222,23 @@ func rawTransfer(b *testing.B, api *webrtc.API, tab context.Context, size int) f
 	return secs
 }
 
-// sendRaw sends size bytes in 64 KiB messages, keeping between 512 KiB and
-// 1 MiB queued.
-func sendRaw(ctx context.Context, dc *webrtc.DataChannel, size int) error {
-	const high, low = 1 << 20, 512 << 10
+// rawFlow is how a raw sender paces its writes: it sends messages of chunk
+// bytes while at most high bytes are queued or unacknowledged, and then
+// waits for the amount to fall below low.
+type rawFlow struct{ high, low, chunk int }
+
+var (
+	// plainFlow is the usual pion usage: 64 KiB messages, 1 MiB / 512 KiB
+	// watermarks (internal/rtc's settings before its send window).
+	plainFlow = rawFlow{high: 1 << 20, low: 512 << 10, chunk: 64 << 10}
+	// windowFlow is internal/rtc's send window on a short path: at most
+	// 64 KiB unacknowledged in 16 KiB messages.
+	windowFlow = rawFlow{high: 48 << 10, low: 32 << 10, chunk: 16 << 10}
+)
+
+// sendRaw sends size bytes paced by flow.
+func sendRaw(ctx context.Context, dc *webrtc.DataChannel, size int, flow rawFlow) error {
+	high, low := uint64(flow.high), uint64(flow.low)
 	lowCh := make(chan struct{}, 1)
 	dc.SetBufferedAmountLowThreshold(low)
 	dc.OnBufferedAmountLow(func() {
@@ -224,7 +247,7 @@ func sendRaw(ctx context.Context, dc *webrtc.DataChannel, size int) error {
 		default:
 		}
 	})
-	chunk := make([]byte, 64<<10)
+	chunk := make([]byte, flow.chunk)
 	for sent := 0; sent < size; sent += len(chunk) {
 		for dc.BufferedAmount() > high {
 			select {

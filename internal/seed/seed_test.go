@@ -1,0 +1,348 @@
+package seed
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2pcdn/p2pcdn/internal/content"
+	"github.com/p2pcdn/p2pcdn/internal/mediator"
+	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
+	"github.com/p2pcdn/p2pcdn/internal/rtc"
+	"github.com/p2pcdn/p2pcdn/internal/scan"
+	"github.com/p2pcdn/p2pcdn/internal/store"
+)
+
+// waitTimeout guards against hangs on a busy machine; it measures nothing.
+const waitTimeout = 60 * time.Second
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// startMediator serves a mediator on loopback; it returns its address.
+func startMediator(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &mediator.Server{Logger: quiet()}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("mediator: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// finishes reads how many finish events the mediator has received.
+func finishes(t *testing.T, addr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	const key = `p2pcdn_mediator_events_received_total{event="finish"} `
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), key); ok {
+			var n int
+			fmt.Sscan(v, &n)
+			return n
+		}
+	}
+	t.Fatal("the mediator's metrics have no finish counter")
+	return 0
+}
+
+func transport(t *testing.T) *rtc.Transport {
+	t.Helper()
+	tr, err := rtc.New(rtc.Config{Loopback: true, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+func write(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// peersOf asks the mediator, through its own client, who seeds hash.
+func peersOf(t *testing.T, c *mediatorclient.Client, sub *mediatorclient.Subscription, hash string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := c.GetPeers(ctx, hash); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case ev := <-sub.C:
+			if p, ok := ev.(mediatorclient.Peers); ok {
+				return p.IDs
+			}
+		case <-ctx.Done():
+			t.Fatal("no peers answer")
+		}
+	}
+}
+
+func TestUniqueByHash(t *testing.T) {
+	e := func(path, hash string) scan.Entry {
+		return scan.Entry{Path: path, Info: &content.Info{FullHash: hash}}
+	}
+	in := []scan.Entry{e("a", "h1"), e("b", "h2"), e("c", "h1"), e("d", "h3"), e("e", "h2"), e("f", "h1")}
+	var warned []string
+	out := uniqueByHash(in, func(path string, err error) {
+		warned = append(warned, path+": "+err.Error())
+	})
+	var paths []string
+	for _, x := range out {
+		paths = append(paths, x.Path)
+	}
+	if !slices.Equal(paths, []string{"a", "b", "d"}) {
+		t.Fatalf("kept %v, want [a b d]", paths)
+	}
+	want := []string{"c: same content as a", "e: same content as b", "f: same content as a"}
+	if len(warned) != len(want) {
+		t.Fatalf("warnings %q, want %d", warned, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(warned[i], want[i]) {
+			t.Errorf("warning %q, want it to start with %q", warned[i], want[i])
+		}
+	}
+	if got := uniqueByHash(nil, nil); len(got) != 0 {
+		t.Fatalf("uniqueByHash(nil) = %v", got)
+	}
+}
+
+func TestNothingToSeed(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "empty1"), nil)
+	write(t, filepath.Join(dir, "sub", "empty2"), nil)
+	var warned []string
+	// The mediator address is never dialed: Run gives up before.
+	err := Run(context.Background(), Config{
+		Paths: []string{dir}, Mediator: "127.0.0.1:1", Logger: quiet(),
+		Warn:  func(path string, err error) { warned = append(warned, path+": "+err.Error()) },
+		Ready: func([]scan.Entry) { t.Error("Ready called with nothing to seed") },
+	})
+	if !errors.Is(err, ErrNothingToSeed) {
+		t.Fatalf("Run: %v; want ErrNothingToSeed", err)
+	}
+	for _, name := range []string{"empty1", "empty2"} {
+		if !slices.ContainsFunc(warned, func(w string) bool {
+			return strings.Contains(w, name+": ") && strings.Contains(w, "empty file")
+		}) {
+			t.Errorf("no warning about %s among %q", name, warned)
+		}
+	}
+}
+
+func TestMissingPathFails(t *testing.T) {
+	err := Run(context.Background(), Config{
+		Paths: []string{filepath.Join(t.TempDir(), "nope")}, Mediator: "127.0.0.1:1", Logger: quiet(),
+	})
+	if err == nil || errors.Is(err, ErrNothingToSeed) || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Run: %v; want a not-exist error", err)
+	}
+}
+
+func TestMediatorUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	path := filepath.Join(t.TempDir(), "a.bin")
+	write(t, path, []byte("hello"))
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	err = Run(ctx, Config{Paths: []string{path}, Mediator: addr, Transport: transport(t), Logger: quiet()})
+	if err == nil || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("Run: %v; want an error naming %s", err, addr)
+	}
+}
+
+// TestSeedAnnounceReadyFinish seeds a directory: Ready lists each content
+// once, the mediator knows the seeder while it runs, and once ctx ends it
+// has been told finish for each file and lists nobody.
+func TestSeedAnnounceReadyFinish(t *testing.T) {
+	addr := startMediator(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.txt"), []byte("alpha content"))
+	write(t, filepath.Join(dir, "b.bin"), []byte(strings.Repeat("beta", 100_000)))
+	write(t, filepath.Join(dir, "copy", "a-again.txt"), []byte("alpha content"))
+	write(t, filepath.Join(dir, "empty"), nil)
+
+	const seederID = "00000000000000000000000000000000000000aa"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		warned []string
+	)
+	ready := make(chan []scan.Entry, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Paths: []string{dir}, Mediator: addr, Transport: transport(t), PeerID: seederID, Logger: quiet(),
+			Warn: func(path string, err error) {
+				mu.Lock()
+				warned = append(warned, filepath.Base(path))
+				mu.Unlock()
+			},
+			Ready: func(files []scan.Entry) { ready <- files },
+		})
+	}()
+	var files []scan.Entry
+	select {
+	case files = <-ready:
+	case err := <-done:
+		t.Fatalf("Run ended before Ready: %v", err)
+	case <-time.After(waitTimeout):
+		t.Fatal("Ready was not called")
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f.Path))
+	}
+	if !slices.Equal(names, []string{"a.txt", "b.bin"}) {
+		t.Fatalf("Ready with %v, want [a.txt b.bin]", names)
+	}
+	mu.Lock()
+	slices.Sort(warned)
+	if !slices.Equal(warned, []string{"a-again.txt", "empty"}) {
+		t.Errorf("warned about %v, want the duplicate and the empty file", warned)
+	}
+	mu.Unlock()
+
+	askCtx, stop := context.WithTimeout(context.Background(), waitTimeout)
+	defer stop()
+	asker, err := mediatorclient.Dial(askCtx, addr, mediatorclient.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asker.Close()
+	// The announce and our question travel on different connections, so
+	// the mediator may see the question first: ask until it knows.
+	for _, f := range files {
+		sub := asker.Subscribe(f.Info.FullHash)
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			ids := peersOf(t, asker, sub, f.Info.FullHash)
+			if slices.Equal(ids, []string{seederID}) {
+				break
+			}
+			if len(ids) != 0 || time.Now().After(deadline) {
+				t.Fatalf("peers of %s while seeding: %v, want [%s]", f.Path, ids, seederID)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		sub.Close()
+	}
+	before := finishes(t, addr)
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after ctx ended: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Run did not return after ctx ended")
+	}
+	// Finish events are counted as the mediator reads them, which may be
+	// a moment after Run returned.
+	deadline := time.Now().Add(waitTimeout)
+	for finishes(t, addr)-before < len(files) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the mediator got %d finish events, want %d", finishes(t, addr)-before, len(files))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The mediator counts an event before it applies it: ask until empty.
+	for _, f := range files {
+		sub := asker.Subscribe(f.Info.FullHash)
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			ids := peersOf(t, asker, sub, f.Info.FullHash)
+			if len(ids) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("peers of %s after seeding: %v, want none", f.Path, ids)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		sub.Close()
+	}
+}
+
+// TestCacheSavedAndUsed: the first run saves the hash cache, the second
+// takes the dictionaries from it without reading the files.
+func TestCacheSavedAndUsed(t *testing.T) {
+	addr := startMediator(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.bin"), []byte(strings.Repeat("x", 300_000)))
+	cachePath := filepath.Join(t.TempDir(), "cache")
+	tr := transport(t)
+	runOnce := func() []scan.Entry {
+		t.Helper()
+		cache, err := store.OpenHashCache(cachePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		var got []scan.Entry
+		var hashed int64
+		err = Run(ctx, Config{
+			Paths: []string{dir}, Mediator: addr, Transport: tr, Cache: cache, Logger: quiet(),
+			Progress: func(n int64) { hashed += n },
+			Ready:    func(files []scan.Entry) { got = files; cancel() },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 {
+			t.Fatalf("Ready with %d files, want 1", len(got))
+		}
+		if got[0].Cached != (hashed == 0) {
+			t.Fatalf("Cached %v but %d bytes hashed", got[0].Cached, hashed)
+		}
+		return got
+	}
+	if first := runOnce(); first[0].Cached {
+		t.Fatal("the first run found the file in an empty cache")
+	}
+	if second := runOnce(); !second[0].Cached {
+		t.Fatal("the second run hashed the file again: the cache was not saved")
+	}
+}
