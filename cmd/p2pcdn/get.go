@@ -111,6 +111,7 @@ func runGet(cctx *cli.Context) error {
 			"path":         res.Path,
 			"total_length": res.Info.TotalLength,
 			"downloaded":   res.Downloaded,
+			"uploaded":     res.Uploaded,
 			"resumed":      res.Resumed,
 			"peers":        res.Peers,
 			"elapsed_ms":   res.Elapsed.Milliseconds(),

@@ -79,6 +79,7 @@ type Result struct {
 	Path       string
 	Info       *content.Info
 	Downloaded int64 // bytes received this run
+	Uploaded   int64 // bytes sent to other downloaders while downloading
 	Resumed    int   // pieces already on disk from an earlier run
 	Peers      int   // peers that sent us data
 	Elapsed    time.Duration
@@ -166,6 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Path:       d.path,
 		Info:       t.Info(),
 		Downloaded: st.Downloaded,
+		Uploaded:   st.Uploaded,
 		Resumed:    d.resumed,
 		Elapsed:    time.Since(start),
 	}
