@@ -205,7 +205,9 @@ type mediator struct {
 // and waits until it listens.
 func startMediator(t testing.TB, addr string) *mediator {
 	t.Helper()
-	p := start(t, "mediator", "", "mediator", "--listen", addr)
+	// The DHT node gets its own free UDP port: by default it takes the
+	// TCP port's number, which another process may hold over UDP.
+	p := start(t, "mediator", "", "mediator", "--listen", addr, "--dht-listen", "127.0.0.1:0")
 	m := p.waitOutput(listeningRE, startTimeout)
 	return &mediator{proc: p, addr: m[1]}
 }
@@ -271,6 +273,7 @@ type summary struct {
 	Path        string `json:"path"`
 	TotalLength int64  `json:"total_length"`
 	Downloaded  int64  `json:"downloaded"`
+	Uploaded    int64  `json:"uploaded"`
 	Resumed     int    `json:"resumed"`
 	Peers       int    `json:"peers"`
 	ElapsedMS   *int64 `json:"elapsed_ms"`

@@ -246,7 +246,7 @@ func TestMediatorRestart(t *testing.T) {
 	// between, rarely, so retry a little.
 	var m2 *mediator
 	for try := 1; m2 == nil; try++ {
-		p := start(t, "mediator (restarted)", "", "mediator", "--listen", m.addr)
+		p := start(t, "mediator (restarted)", "", "mediator", "--listen", m.addr, "--dht-listen", "127.0.0.1:0")
 		switch {
 		case waitListeningOrExit(p):
 			m2 = &mediator{proc: p, addr: m.addr}
