@@ -112,7 +112,7 @@ func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.reg = newRegistry()
 		s.sio = &socketio.Server{
-			Handler:      s.handle,
+			Accept:       s.accept,
 			PingInterval: s.PingInterval,
 			PingTimeout:  s.PingTimeout,
 			MaxPayload:   orDefault(s.MaxPayload, DefaultMaxPayload),
@@ -281,37 +281,42 @@ func (s *Server) emit(c emitter, m mediation.Message) error {
 	return nil
 }
 
-// handle runs one Socket.IO connection until it closes or ctx ends.
-func (s *Server) handle(ctx context.Context, c *socketio.Conn) {
+// accept starts serving one Socket.IO connection. Its events arrive as
+// calls on the connection's reader (socketio.Session), so a connected peer
+// costs no goroutine here; every handler is quick and never blocks on the
+// network.
+func (s *Server) accept(c *socketio.Conn) socketio.Session {
 	s.handlersMu.Lock()
 	if s.closing {
 		s.handlersMu.Unlock()
 		c.Close()
-		return
+		return nil
 	}
 	s.handlers.Add(1)
 	s.handlersMu.Unlock()
-	defer s.handlers.Done()
 
 	s.metrics.connections.Add(1)
 	s.metrics.connectionsTotal.Add(1)
-	defer s.metrics.connections.Add(-1)
-
 	h := &conn{
 		s:   s,
 		c:   c,
 		lim: rate.NewLimiter(orDefault(s.EventRate, DefaultEventRate), orDefault(s.EventBurst, DefaultEventBurst)),
 	}
-	defer h.cleanup()
-	h.run(ctx)
+	// A timer rather than a goroutine waiting: most connections hand shake
+	// at once and the timer is stopped.
+	h.deadline = time.AfterFunc(orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout), h.handshakeTimeout)
+	return h
 }
 
-// conn is the server's state for one connection; only its handler goroutine
-// touches it.
+// conn is the server's state for one connection. Its Event and Closed are
+// never called concurrently (socketio.Session); only shook is also read by
+// the handshake timer.
 type conn struct {
 	s          *Server
 	c          *socketio.Conn
 	lim        *rate.Limiter
+	deadline   *time.Timer // handshake timeout
+	shook      atomic.Bool // handshaken, for the timer
 	strikes    int
 	logged     uint8  // dropReason bits already logged, to keep floods out of the log
 	self       *peer  // set after a MEDIATION handshake
@@ -320,28 +325,28 @@ type conn struct {
 
 func (h *conn) handshaken() bool { return h.self != nil || h.mediatorID != "" }
 
-func (h *conn) run(ctx context.Context) {
-	deadline := time.Now().Add(orDefault(h.s.HandshakeTimeout, DefaultHandshakeTimeout))
-	for {
-		rctx, cancel := ctx, context.CancelFunc(func() {})
-		if !h.handshaken() {
-			rctx, cancel = context.WithDeadline(ctx, deadline)
-		}
-		ev, err := h.c.ReadEvent(rctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil && rctx.Err() != nil {
-				h.s.metrics.closed(closeHandshakeTimeout)
-				h.log(slog.LevelInfo, "closing connection without handshake")
-				h.c.Close()
-			}
-			return
-		}
-		if !h.dispatch(ev) {
-			h.c.Close()
-			return
-		}
+func (h *conn) handshakeTimeout() {
+	if h.shook.Load() {
+		return
 	}
+	h.s.metrics.closed(closeHandshakeTimeout)
+	h.log(slog.LevelInfo, "closing connection without handshake")
+	h.c.Close()
+}
+
+// Event handles one event (socketio.Session).
+func (h *conn) Event(ev socketio.Event) {
+	if !h.dispatch(ev) {
+		h.c.Close()
+	}
+}
+
+// Closed forgets the connection (socketio.Session).
+func (h *conn) Closed() {
+	h.deadline.Stop()
+	h.cleanup()
+	h.s.metrics.connections.Add(-1)
+	h.s.handlers.Done()
 }
 
 func (h *conn) cleanup() {
@@ -432,9 +437,13 @@ func (h *conn) handshake(m mediation.Handshake) bool {
 			return false
 		}
 		h.self = p
+		h.shook.Store(true)
+		h.deadline.Stop()
 		h.log(slog.LevelDebug, "peer joined", "peer", m.ID)
 	case mediation.Replication:
 		h.mediatorID = m.ID
+		h.shook.Store(true)
+		h.deadline.Stop()
 		h.s.metrics.replications.Add(1)
 		h.log(slog.LevelInfo, "mediator connected", "mediator", m.ID)
 	}

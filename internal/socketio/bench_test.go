@@ -63,6 +63,23 @@ func BenchmarkRoundTrip(b *testing.B) {
 		c := dial(b, base)
 		expectEvent(b, c, "welcome")
 		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := c.Emit("echo", "0123456789abcdef0123456789abcdef01234567", benchSignal); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.ReadEvent(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("socketio-session", func(b *testing.B) {
+		base := startServer(b, newSessionServer().Server)
+		c := dial(b, base)
+		expectEvent(b, c, "welcome")
+		ctx := context.Background()
+		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			if err := c.Emit("echo", "0123456789abcdef0123456789abcdef01234567", benchSignal); err != nil {
@@ -94,6 +111,7 @@ func BenchmarkIdleConn(b *testing.B) {
 			var after runtime.MemStats
 			runtime.ReadMemStats(&after)
 			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heapB/conn")
+			b.ReportMetric(float64(after.StackInuse-before.StackInuse)/n, "stackB/conn")
 			b.ReportMetric(float64(runtime.NumGoroutine()-g0)/n, "goroutines/conn")
 			for _, c := range closers {
 				c()
@@ -133,6 +151,14 @@ func BenchmarkIdleConn(b *testing.B) {
 		}})
 		measure(b, func() func() {
 			c := dial(b, base)
+			return func() { _ = c.Close() }
+		})
+	})
+	b.Run("socketio-session", func(b *testing.B) {
+		base := startServer(b, newSessionServer().Server)
+		measure(b, func() func() {
+			c := dial(b, base)
+			checkEcho(b, c, "x") // one event each way, as a peer's handshake
 			return func() { _ = c.Close() }
 		})
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,6 +42,10 @@ const (
 	writeTimeout = 10 * time.Second
 	// closeGrace is how long a closing websocket waits for the peer's close frame.
 	closeGrace = 2 * time.Second
+	// readBufSize is the size of the pooled buffers inbound messages are read into; messages are mostly
+	// far smaller, signals with SDP a few KiB. Buffers grown past maxPooledReadBuf are not kept.
+	readBufSize      = 4096
+	maxPooledReadBuf = 64 << 10
 )
 
 // Conn is one Socket.IO connection, server side or client side (same type for both). It is safe for
@@ -80,8 +85,15 @@ type Conn struct {
 	connected  bool // namespace "/" connected ("40")
 	discard    bool // no handler: events are dropped
 	timer      *time.Timer
-	pingDue    time.Time // when the timer is meant to fire; earlier firings are stale
+	sess       Session    // set by Server.Accept; events go to it instead of inbox
+	handled    chan error // websocket with Server.Accept: a worker's result for the reader (see workers)
+	pingDue    time.Time  // when the timer is meant to fire; earlier firings are stale
 	awaitPong  bool
+
+	// sessMu serializes calls into sess: a polling POST and a new websocket reader may overlap during an
+	// upgrade, and Closed must not run while an Event does.
+	sessMu   sync.Mutex
+	sessDone bool // Closed was called
 }
 
 func newConn(id, remote string, log *slog.Logger) *Conn {
@@ -119,9 +131,15 @@ func (c *Conn) Err() error {
 // Emit queues 42["name",args...] without blocking. If the queue is full the connection is closed as a slow
 // consumer. After close it returns ErrClosed.
 func (c *Conn) Emit(name string, args ...any) error {
-	pkt, err := encodeEvent(name, args)
-	if err != nil {
-		return err
+	var pkt []byte
+	if c.srv != nil {
+		pkt, _ = appendEventFast(c.srv.packetBuf(), name, args)
+	}
+	if len(pkt) == 0 {
+		var err error
+		if pkt, err = encodeEvent(name, args); err != nil {
+			return err
+		}
 	}
 	if len(pkt) > c.maxPayload {
 		return fmt.Errorf("socketio: event %q is %d bytes, more than the connection's limit of %d", name, len(pkt), c.maxPayload)
@@ -261,6 +279,9 @@ func (c *Conn) writeLoop(ws *websocket.Conn) {
 				_ = ws.Close()
 				return
 			}
+			if c.srv != nil {
+				c.srv.recyclePacket(p) // written: nothing refers to it any more
+			}
 		}
 	}
 }
@@ -290,14 +311,32 @@ func (c *Conn) closeWith(reason error, graceful bool) {
 		go c.writeLoop(c.ws)
 	}
 	c.notifyPoll()
+	sess := c.sess
 	c.mu.Unlock()
 	c.cancel()
+	if sess != nil {
+		// On a goroutine of its own: closeWith may run inside the session's own Event (it closed the
+		// connection), which holds sessMu until it returns.
+		go c.endSession()
+	}
 	if c.srv != nil {
 		c.srv.connClosed(c)
 	}
 	if !errors.Is(reason, ErrClosed) && !errors.Is(reason, errRemoteClosed) && !errors.Is(reason, errShutdown) {
 		c.log.Debug("socket.io connection closed", "sid", c.id, "remote", c.remote, "reason", reason)
 	}
+}
+
+// endSession calls the session's Closed once and releases the server's count of it.
+func (c *Conn) endSession() {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	if c.sessDone {
+		return
+	}
+	c.sessDone = true
+	c.sess.Closed()
+	c.srv.wg.Done()
 }
 
 // handlePacket processes one inbound Engine.IO packet. A returned error is a protocol violation; the caller
@@ -400,18 +439,28 @@ func (c *Conn) deliver(sp SocketPacket) error {
 	if !ok {
 		return nil
 	}
-	ev, err := ParseEvent(sp.Data)
+	ev, err := parseEvent(sp.Data) // valid JSON (ParseSocketPacket checked), and ours
 	if err != nil {
 		return err
 	}
-	// Queue instead of blocking the reader: pings and closes must still be seen while the application is
-	// busy. A peer that sends faster than the application reads is cut off, like a slow consumer.
-	size := eventSize(ev)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil
 	}
+	if sess := c.sess; sess != nil {
+		// A Session handles the event right here; it promises not to block.
+		c.mu.Unlock()
+		c.sessMu.Lock()
+		if !c.sessDone {
+			sess.Event(ev)
+		}
+		c.sessMu.Unlock()
+		return nil
+	}
+	// Queue instead of blocking the reader: pings and closes must still be seen while the application is
+	// busy. A peer that sends faster than the application reads is cut off, like a slow consumer.
+	size := eventSize(ev)
 	if len(c.inbox) >= c.maxPending || c.inboxBytes+size > c.maxPendingBytes {
 		c.mu.Unlock()
 		c.srv.reportError("inbound_overflow")
@@ -497,7 +546,7 @@ func (c *Conn) watchdogFired() {
 // readLoop reads websocket frames until the socket fails or the connection closes.
 func (c *Conn) readLoop(ws *websocket.Conn) {
 	for {
-		mt, data, err := ws.ReadMessage()
+		mt, data, err := c.readMessage(ws)
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
@@ -514,18 +563,66 @@ func (c *Conn) readLoop(ws *websocket.Conn) {
 		if c.ctx.Err() != nil {
 			continue // closing: drain until the peer's close frame or the grace timer
 		}
-		var p EnginePacket
-		if mt == websocket.BinaryMessage {
-			p = EnginePacket{Type: engineMessage, Binary: true}
-		} else if p, err = ParseEnginePacket(string(data)); err != nil {
-			c.protocolError(err)
-			return
+		switch {
+		case mt == websocket.BinaryMessage:
+			err = c.handlePacket(EnginePacket{Type: engineMessage, Binary: true})
+		case c.handled != nil && len(data) > 0 && data[0] == engineMessage:
+			err = c.srv.work.handle(c, data) // see workers: keeps this goroutine's stack small
+		default:
+			err = c.handleMessage(data)
 		}
-		if err := c.handlePacket(p); err != nil {
+		if err != nil {
 			c.protocolError(err)
 			return
 		}
 	}
+}
+
+// readMessage reads one websocket message. On a server it reads into a buffer shared through a pool and
+// copies the message out once, instead of ReadMessage's growing buffer and its copy to a string.
+func (c *Conn) readMessage(ws *websocket.Conn) (int, string, error) {
+	if c.srv == nil {
+		mt, data, err := ws.ReadMessage()
+		return mt, string(data), err
+	}
+	mt, r, err := ws.NextReader()
+	if err != nil {
+		return mt, "", err
+	}
+	bp, _ := c.srv.readBufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, readBufSize)
+		bp = &b
+	}
+	buf := (*bp)[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, len(buf)) // bounded by the read limit
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return mt, "", err
+		}
+	}
+	msg := string(buf)
+	if cap(buf) <= maxPooledReadBuf {
+		*bp = buf[:0]
+		c.srv.readBufs.Put(bp)
+	}
+	return mt, msg, nil
+}
+
+// handleMessage processes one inbound websocket text message.
+func (c *Conn) handleMessage(data string) error {
+	p, err := ParseEnginePacket(data)
+	if err != nil {
+		return err
+	}
+	return c.handlePacket(p)
 }
 
 // protocolError closes the connection because the other side broke the protocol.

@@ -4,6 +4,10 @@
 // protocol: they are skipped, never fatal. The packet decoders (ParseEnginePacket, SplitPayload,
 // ParseSocketPacket, ParseEvent) are pure functions with fuzz targets.
 //
+// A server hands a connection's events either to a Handler goroutine that calls ReadEvent, or, with
+// Server.Accept, to a Session whose methods are called as the events arrive: no goroutine per connection
+// beyond its websocket reader, whose stack stays small because a few shared workers do the processing.
+//
 // Every connection has bounded queues both ways: an application that emits faster than the peer reads, or a
 // peer that sends faster than the application reads, gets the connection closed rather than growing memory.
 package socketio

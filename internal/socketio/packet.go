@@ -167,16 +167,33 @@ func ParseSocketPacket(s string) (SocketPacket, error) {
 
 // ParseEvent decodes the data of an EVENT packet: a JSON array whose first element is the event name.
 func ParseEvent(data []byte) (Event, error) {
-	var arr []json.RawMessage
-	if err := json.Unmarshal(data, &arr); err != nil {
+	if !json.Valid(data) {
+		// encoding/json words the error precisely.
+		var arr []json.RawMessage
+		err := json.Unmarshal(data, &arr)
+		return Event{}, fmt.Errorf("socket.io: event data is not a JSON array: %w", err)
+	}
+	return parseEvent(bytes.Clone(data))
+}
+
+// parseEvent is ParseEvent for valid JSON the caller hands over: the arguments are slices of data.
+func parseEvent(data []byte) (Event, error) {
+	arr, err := splitArray(data)
+	if err != nil {
 		return Event{}, fmt.Errorf("socket.io: event data is not a JSON array: %w", err)
 	}
 	if len(arr) == 0 {
 		return Event{}, errors.New("socket.io: event without a name")
 	}
+	raw := arr[0]
+	if len(raw) == 0 || raw[0] != '"' {
+		return Event{}, fmt.Errorf("socket.io: event name is not a string: %.40q", raw)
+	}
 	var name string
-	if len(arr[0]) == 0 || arr[0][0] != '"' || json.Unmarshal(arr[0], &name) != nil {
-		return Event{}, fmt.Errorf("socket.io: event name is not a string: %.40q", arr[0])
+	if inner := raw[1 : len(raw)-1]; plainString(string(inner)) {
+		name = string(inner)
+	} else if json.Unmarshal(raw, &name) != nil {
+		return Event{}, fmt.Errorf("socket.io: event name is not a string: %.40q", raw)
 	}
 	return Event{Name: name, Args: arr[1:]}, nil
 }
@@ -184,6 +201,9 @@ func ParseEvent(data []byte) (Event, error) {
 // encodeEvent builds the Engine.IO message carrying a Socket.IO EVENT on the default namespace:
 // 42["name",arg...].
 func encodeEvent(name string, args []any) ([]byte, error) {
+	if b, ok := appendEventFast(nil, name, args); ok {
+		return b, nil
+	}
 	var buf bytes.Buffer
 	buf.WriteString(`42`)
 	enc := json.NewEncoder(&buf)

@@ -22,7 +22,14 @@ type Server struct {
 	// Handler runs in its own goroutine for each connection once the client connected the namespace ("40");
 	// ctx is cancelled when the connection closes or the server shuts down. When Handler returns the
 	// connection is closed. A nil Handler accepts connections and drops their events.
-	Handler      func(ctx context.Context, c *Conn)
+	Handler func(ctx context.Context, c *Conn)
+	// Accept, when set, is used instead of Handler: it is called once the client connected the namespace
+	// and returns the Session that receives the connection's events (nil refuses the connection, which
+	// Accept should then close). Events are then handed over by calls on the goroutine reading the
+	// connection instead of through ReadEvent, so a connection costs no goroutine of its own: the choice
+	// for servers holding many mostly idle connections. Accept and the Session's methods must not block.
+	// They run on a few shared worker goroutines that end when idle or at Shutdown.
+	Accept       func(c *Conn) Session
 	PingInterval time.Duration // default 25s
 	PingTimeout  time.Duration // default 20s
 	MaxPayload   int           // default 1_000_000 bytes, advertised in the open packet and enforced
@@ -36,6 +43,9 @@ type Server struct {
 
 	once     sync.Once
 	upgrader websocket.Upgrader
+	work     *workers  // with Accept only
+	readBufs sync.Pool // *[]byte for Conn.readMessage
+	packets  sync.Pool // []byte: outbound packets, reused once written to a websocket
 
 	mu       sync.Mutex
 	conns    map[string]*Conn
@@ -85,6 +95,9 @@ func (s *Server) init() {
 			s.Logger = slog.New(slog.DiscardHandler)
 		}
 		s.conns = make(map[string]*Conn)
+		if s.Accept != nil {
+			s.work = newWorkers(s)
+		}
 		s.upgrader = websocket.Upgrader{
 			// Small read buffer and pooled write buffers keep an idle connection cheap.
 			ReadBufferSize:  1024,
@@ -127,6 +140,9 @@ func (s *Server) Len() int {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
+	if !s.shutdown && s.work != nil {
+		close(s.work.quit)
+	}
 	s.shutdown = true
 	conns := make([]*Conn, 0, len(s.conns))
 	for _, c := range s.conns {
@@ -157,7 +173,20 @@ func (s *Server) track() bool {
 	return true
 }
 
+// Session receives one connection's events when Server.Accept is set.
+type Session interface {
+	// Event is called for each event in arrival order, never concurrently with another call for the same
+	// connection, on the goroutine reading it; it must not block (Emit does not).
+	Event(ev Event)
+	// Closed is called once after the connection closed; no Event follows it.
+	Closed()
+}
+
 func (s *Server) startHandler(c *Conn) {
+	if s.Accept != nil {
+		s.startSession(c)
+		return
+	}
 	if s.Handler == nil {
 		c.mu.Lock()
 		c.discard = true
@@ -173,6 +202,30 @@ func (s *Server) startHandler(c *Conn) {
 		defer c.Close()
 		s.Handler(c.ctx, c)
 	}()
+}
+
+// startSession asks Accept for c's Session. The server's WaitGroup counts the session until its Closed
+// call, so Shutdown waits for it as it waits for handlers.
+func (s *Server) startSession(c *Conn) {
+	if !s.track() {
+		c.closeWith(errShutdown, false)
+		return
+	}
+	sess := s.Accept(c)
+	if sess == nil {
+		s.wg.Done()
+		c.mu.Lock()
+		c.discard = true
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	c.sess = sess
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		c.endSession() // closed while Accept ran: closeWith saw no session to end
+	}
 }
 
 // connClosed forgets a closed connection. A polling session stays reachable briefly so the client's next
@@ -343,9 +396,9 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.wg.Done()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.wg.Done()
 		return // the upgrader already answered
 	}
 	ws.SetReadLimit(int64(s.MaxPayload))
@@ -353,15 +406,51 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	_ = ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := ws.WriteMessage(websocket.TextMessage, s.openPacket(c.id, []string{})); err != nil {
 		_ = ws.Close()
+		s.wg.Done()
 		return
 	}
 	c.ws = ws
 	if !s.register(c) {
 		_ = ws.Close()
+		s.wg.Done()
 		return
 	}
 	c.startPing()
-	c.readLoop(ws)
+	s.goReadLoop(c, ws)
+}
+
+// Outbound packets between these capacities are reused: smaller ones are cheap to allocate, larger ones
+// rare enough not to be worth holding on to.
+const (
+	minRecycledPacket = 256
+	maxRecycledPacket = 16 << 10
+)
+
+// packetBuf returns an empty buffer to encode an outbound packet into.
+func (s *Server) packetBuf() []byte {
+	b, _ := s.packets.Get().([]byte)
+	return b[:0]
+}
+
+// recyclePacket takes back a packet the writer is done with; answers to get_peers are the bulk of what a
+// mediator allocates otherwise.
+func (s *Server) recyclePacket(p []byte) {
+	if c := cap(p); c >= minRecycledPacket && c <= maxRecycledPacket {
+		s.packets.Put(p[:0]) // boxing the slice header costs 24 bytes; the pool saves the backing array
+	}
+}
+
+// goReadLoop reads ws in a goroutine of its own, owned by the server's WaitGroup (the caller's track), so
+// ServeHTTP can return: net/http then frees its per-connection state (request, bufio reader and writer,
+// the handler's stack), which would otherwise stay alive for the life of every websocket.
+func (s *Server) goReadLoop(c *Conn, ws *websocket.Conn) {
+	if s.work != nil {
+		c.handled = make(chan error, 1)
+	}
+	go func() {
+		defer s.wg.Done()
+		c.readLoop(ws)
+	}()
 }
 
 // upgrade handles a WebSocket request for an existing polling session: "2probe" -> "3probe", pending poll
@@ -378,9 +467,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *Conn) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.wg.Done()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.wg.Done()
 		return
 	}
 	ws.SetReadLimit(int64(s.MaxPayload))
@@ -394,9 +483,10 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *Conn) {
 		c.mu.Unlock()
 		c.log.Debug("websocket upgrade failed, staying on polling", "sid", c.id, "err", err)
 		_ = ws.Close()
+		s.wg.Done()
 		return
 	}
-	c.readLoop(ws)
+	s.goReadLoop(c, ws)
 }
 
 func (s *Server) probe(c *Conn, ws *websocket.Conn) error {
