@@ -25,13 +25,25 @@
 // too, through a node that accepts it. Prototype mediators can still connect to
 // ours directly: the mediator server accepts their REPLICATION handshakes.
 //
-// The "relay key" of a file is SHA-1("p2pcdn relay " + full hash hex). A
-// mediator announces it, with its Socket.IO port, while its peers are looking
-// for the file through other mediators. A mediator whose seeder answers a
-// remote downloader it has no link to looks the relay key up to find the
-// downloader's mediator, because an answer must travel back to a mediator
-// that connected to us, and the mediator server does not tell the federation
-// which inbound REPLICATION connection a remote peer came through.
+// Answers go back the way offers came: the mediator server remembers through
+// which inbound REPLICATION connection a remote peer's signal arrived, and a
+// link remembers the same for signals arriving on connections we opened, so a
+// seeder's answer needs no lookup. That also serves prototype mediators,
+// which connect to us.
+//
+// The "relay key" of a file is SHA-1("p2pcdn relay " + full hash hex), the
+// fallback when no connection knows the receiver (its mediator's connection
+// closed or its route expired): a mediator announces the relay key, with its
+// Socket.IO port, while its peers look for the file through other mediators,
+// and a mediator with a signal for an unknown remote peer looks it up and
+// sends the signal to each mediator found.
+//
+// Our own DHT node answers get_peers for the keys we announce with our own
+// address, since an announce walk stores us only on other nodes. Announces
+// that reach no node are retried after 1 s, doubling up to 30 s, and at once
+// when the routing table stops being empty; a lookup that found nobody is
+// repeated after 2 s, doubling up to the lookup interval, while local peers
+// keep asking.
 //
 // Nothing is sent to public DHT routers unless Config.PublicBootstrap asks for
 // them: a default mediator talks only to the bootstrap nodes it is given and

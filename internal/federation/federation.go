@@ -56,7 +56,8 @@ type Config struct {
 	// (default 30 min).
 	PeerTTL time.Duration
 	// LookupInterval is the least time between two DHT lookups of one hash
-	// while local peers keep asking for it (default 30 s).
+	// while local peers keep asking for it (default 30 s); after a lookup
+	// that found nobody the next comes sooner (2 s, doubling up to this).
 	LookupInterval time.Duration
 	// AskInterval is the least time between two get_peers for one hash on
 	// one replication link (default 1 s, what peers use).
@@ -95,6 +96,7 @@ const (
 	maxRoutes          = 10000           // remembered remote senders
 	routeTTL           = 2 * time.Minute // how long a remote sender stays routable
 	failBackoff        = 15 * time.Second
+	maxAnnounceRetry   = 30 * time.Second
 	walkTimeout        = 30 * time.Second
 	bootstrapEvery     = 15 * time.Minute
 )
@@ -134,9 +136,17 @@ const (
 // demand is a hash local peers asked for.
 type demand struct {
 	lastAsked  time.Time
-	lastLookup time.Time
+	nextLookup time.Time     // no lookup before
+	retry      time.Duration // wait after a lookup that found nobody
 	looking    bool
 }
+
+// Backoffs of failed DHT work: short at first, so a mediator that joins
+// late is found in seconds, doubling so a lonely one stays quiet.
+const (
+	firstAnnounceRetry = time.Second
+	firstLookupRetry   = 2 * time.Second
+)
 
 // route says through which link a remote peer's signals reached us.
 type route struct {
@@ -215,6 +225,29 @@ func localIPs() map[netip.Addr]bool {
 		}
 	}
 	return ips
+}
+
+// selfAddr is the address other mediators reach our Socket.IO server at, as
+// our own DHT node hands it out: the DHT socket's IP when it is bound to one,
+// else this host's first non-loopback IPv4 address (the one a neighbour on
+// the LAN would use). ok is false when there is none.
+func (f *Federation) selfAddr() (ap netip.AddrPort, ok bool) {
+	port := uint16(f.cfg.PublicPort)
+	if ua, isUDP := f.conn.LocalAddr().(*net.UDPAddr); isUDP {
+		if a, valid := netip.AddrFromSlice(ua.IP); valid && !a.IsUnspecified() {
+			return netip.AddrPortFrom(a.Unmap(), port), true
+		}
+	}
+	var best netip.Addr
+	for a := range f.selfIPs {
+		if a.Is4() && !a.IsLoopback() && !a.IsLinkLocalUnicast() && (!best.IsValid() || a.Less(best)) {
+			best = a
+		}
+	}
+	if !best.IsValid() {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(best, port), true
 }
 
 // DHTAddr is the UDP address of our DHT node, for other mediators to
@@ -356,6 +389,7 @@ type announcement struct {
 	relay    bool   // relay key rather than hash key
 	last     time.Time
 	retryAt  time.Time
+	backoff  time.Duration // wait after the next failure
 	inFlight bool
 }
 
@@ -368,14 +402,34 @@ func (f *Federation) announceLoop(ctx context.Context) {
 	anns := make(map[[20]byte]*announcement)
 	tick := time.NewTicker(f.cfg.ScanInterval)
 	defer tick.Stop()
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	self, hasSelf := f.selfAddr()
+	lonely := true
 	for {
 		want := f.wantedKeys()
 		now := time.Now()
+		// A node joining a lonely node makes every failed announcement worth
+		// retrying now rather than after its backoff.
+		joined := false
+		if n := f.node.NumNodes(); lonely && n > 0 {
+			lonely, joined = false, true
+		} else if n == 0 {
+			lonely = true
+		}
 		mu.Lock()
+		if joined {
+			for _, a := range anns {
+				a.retryAt, a.backoff = time.Time{}, 0
+			}
+		}
 		for key, a := range anns {
 			if _, ok := want[key]; !ok && !a.inFlight {
 				f.log.Debug("stopped announcing", "hash", a.hash, "relay", a.relay)
 				delete(anns, key)
+				if hasSelf {
+					f.store.remove(key, self)
+				}
 			}
 		}
 		for key, w := range want {
@@ -389,6 +443,12 @@ func (f *Federation) announceLoop(ctx context.Context) {
 				continue
 			}
 			a.inFlight = true
+			if hasSelf {
+				// Our node answers get_peers for what we announce: the walk
+				// stores us on other nodes only, and a mediator that knows
+				// only us would otherwise find nobody.
+				f.store.add(key, self, now)
+			}
 			started := f.spawn(func(ctx context.Context) {
 				contacted, ok, err := f.walk(ctx, key, f.cfg.PublicPort, func(netip.AddrPort) {})
 				mu.Lock()
@@ -398,11 +458,19 @@ func (f *Federation) announceLoop(ctx context.Context) {
 				case !ok:
 					// Too many walks: try at the next scan.
 				case err != nil || contacted == 0:
-					a.retryAt = time.Now().Add(min(f.cfg.ReannounceInterval, 10*f.cfg.ScanInterval))
-					if ctx.Err() == nil {
-						f.log.Debug("announce failed, will retry", "hash", a.hash, "relay", a.relay, "err", err)
+					if a.backoff == 0 {
+						a.backoff = firstAnnounceRetry
 					}
+					wait := min(a.backoff, f.cfg.ReannounceInterval)
+					a.retryAt = time.Now().Add(wait)
+					a.backoff = min(2*a.backoff, maxAnnounceRetry)
+					if ctx.Err() == nil {
+						f.log.Debug("announce failed, will retry", "hash", a.hash, "relay", a.relay, "in", wait, "err", err)
+					}
+					// Let the loop set its retry timer.
+					f.HashesChanged()
 				default:
+					a.backoff = 0
 					a.last = time.Now()
 					f.log.Debug("announced", "hash", a.hash, "relay", a.relay, "nodes", contacted)
 				}
@@ -411,11 +479,27 @@ func (f *Federation) announceLoop(ctx context.Context) {
 				a.inFlight = false
 			}
 		}
+		var next time.Time
+		for _, a := range anns {
+			if !a.inFlight && a.retryAt.After(now) && (next.IsZero() || a.retryAt.Before(next)) {
+				next = a.retryAt
+			}
+		}
 		mu.Unlock()
+		if !retry.Stop() {
+			select {
+			case <-retry.C:
+			default:
+			}
+		}
+		if !next.IsZero() {
+			retry.Reset(time.Until(next))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-retry.C:
 		case <-f.scanNow:
 		}
 	}
@@ -587,7 +671,7 @@ func (f *Federation) RemotePeers(hash string, max int) []string {
 		defer f.HashesChanged() // announce the relay key soon
 	}
 	d.lastAsked = now
-	if !d.looking && now.Sub(d.lastLookup) >= f.cfg.LookupInterval {
+	if !d.looking && !now.Before(d.nextLookup) {
 		d.looking = true
 		if !f.spawnLocked(func(ctx context.Context) { f.lookup(ctx, hash, d) }) {
 			d.looking = false
@@ -633,8 +717,19 @@ func (f *Federation) lookup(ctx context.Context, hash string, d *demand) {
 	})
 	f.mu.Lock()
 	d.looking = false
-	if ok {
-		d.lastLookup = time.Now()
+	switch {
+	case !ok:
+		// Too many walks: the next get_peers tries again.
+	case len(found) == 0:
+		// Nobody yet: the seeder's mediator may announce any moment.
+		if d.retry == 0 {
+			d.retry = firstLookupRetry
+		}
+		d.nextLookup = time.Now().Add(min(d.retry, f.cfg.LookupInterval))
+		d.retry = min(2*d.retry, f.cfg.LookupInterval)
+	default:
+		d.retry = 0
+		d.nextLookup = time.Now().Add(f.cfg.LookupInterval)
 	}
 	f.mu.Unlock()
 	if err != nil && ctx.Err() == nil {
@@ -646,9 +741,10 @@ func (f *Federation) lookup(ctx context.Context, hash string, d *demand) {
 }
 
 // RelaySignal implements mediator.Federation: it sends a local peer's signal
-// to the mediator of peer to. It never blocks: when no link knows to, it
-// looks up the mediators whose peers look for hash (the relay key) in the
-// background and sends the signal to each of them.
+// to the mediator of peer to. The mediator server first tries the inbound
+// connection to's signals came through. It never blocks: when no link knows
+// to, it looks up the mediators whose peers look for hash (the relay key) in
+// the background and sends the signal to each of them.
 func (f *Federation) RelaySignal(hash, from, to string, data string) bool {
 	if !mediation.ValidHash(hash) || !mediation.ValidPeerID(from) || !mediation.ValidPeerID(to) {
 		return false

@@ -236,12 +236,13 @@ func TestSeederFoundAndSignalledAcrossMediators(t *testing.T) {
 		t.Fatalf("answer %v holds the asker", ids)
 	}
 	signalBothWays(t, ctx, hash, down, seeder)
-	// The answer went back through the relay key: A had no link to C.
+	// The answer went back over C's replication connection to A, which the
+	// offer came through; the relay-key lookup was not needed.
 	a.fed.mu.Lock()
 	relayed := a.fed.relayed
 	a.fed.mu.Unlock()
-	if relayed == 0 {
-		t.Fatal("A relayed the answer without the relay-key lookup")
+	if relayed != 0 {
+		t.Fatalf("A sent %d signals through the relay-key lookup, want the answer sent back over the inbound connection", relayed)
 	}
 
 	// C holds exactly one replication link, to A, and none to itself.

@@ -132,3 +132,14 @@ func (s *peerStore) expireLocked(now time.Time) {
 		}
 	}
 }
+
+// remove drops one value of key, our own once we stop announcing it.
+func (s *peerStore) remove(key [20]byte, ap netip.AddrPort) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	vals := s.m[key]
+	delete(vals, ap)
+	if vals != nil && len(vals) == 0 {
+		delete(s.m, key)
+	}
+}

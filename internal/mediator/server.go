@@ -25,7 +25,10 @@
 //   - REPLICATION handshakes (type 1, another mediator) are accepted; such a
 //     connection gets answers with local peers only, and may send signals
 //     whose id is sender id + receiver id (80 characters), delivered to the
-//     local receiver with the sender's id.
+//     local receiver with the sender's id. The server remembers the sender
+//     (for two minutes, until the connection closes) and sends local peers'
+//     signals to it back over that connection, with the 80-character id,
+//     before asking the Federation.
 package mediator
 
 import (
@@ -99,6 +102,7 @@ type Server struct {
 	sio      *socketio.Server
 	mux      *http.ServeMux
 	reg      *registry
+	routes   *returnRoutes
 	metrics  metrics
 	draining atomic.Bool
 
@@ -111,6 +115,7 @@ type Server struct {
 func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.reg = newRegistry()
+		s.routes = newReturnRoutes()
 		s.sio = &socketio.Server{
 			Accept:       s.accept,
 			PingInterval: s.PingInterval,
@@ -355,6 +360,7 @@ func (h *conn) cleanup() {
 		h.log(slog.LevelDebug, "peer left", "peer", h.self.id)
 	}
 	if h.mediatorID != "" {
+		h.s.routes.drop(h)
 		h.s.metrics.replications.Add(-1)
 	}
 }
@@ -478,6 +484,10 @@ func (h *conn) fromPeer(m mediation.Message) bool {
 		if to := s.reg.lookup(m.PeerID); to != nil {
 			s.emit(to.conn, out)
 			s.metrics.signalsRouted.Add(1)
+		} else if via := s.routes.lookup(m.PeerID, time.Now()); via != nil &&
+			s.emit(via.c, mediation.Signal{Hash: m.Hash, PeerID: h.self.id + m.PeerID, Data: m.Data}) == nil {
+			// Back through the mediator the remote peer's signals came from.
+			s.metrics.signalsRelayed.Add(1)
 		} else if s.Federation != nil && s.Federation.RelaySignal(m.Hash, h.self.id, m.PeerID, m.Data) {
 			s.metrics.signalsRelayed.Add(1)
 		} else {
@@ -502,6 +512,11 @@ func (h *conn) fromMediator(m mediation.Message) bool {
 		from, to, ok := mediation.SplitRelayID(m.PeerID)
 		if !ok {
 			return h.drop(dropMalformed, true, errors.New("signal from a mediator without a relay id"))
+		}
+		// Only senders that are not our own peers: a mediator must not be
+		// able to divert signals meant for a local peer.
+		if s.reg.lookup(from) == nil {
+			s.routes.learn(from, h, time.Now())
 		}
 		s.DeliverSignal(m.Hash, from, to, m.Data)
 	default:

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -488,15 +489,30 @@ func TestReplicationAndFederation(t *testing.T) {
 	// It relays a signal for our peer A from its peer remote.
 	other.emit("signal", hash1, remote+idA, "offer")
 	a.expect(mediation.Signal{Hash: hash1, PeerID: remote, Data: "offer"})
-	// A answers; remote is not here, so the federation relays it.
+	// A answers; remote is not here but its offer came through other, so
+	// the answer goes back there with the relay id, sender first.
 	a.emit("signal", hash1, remote, "answer")
-	a.peers(hash2)
+	other.expect(mediation.Signal{Hash: hash1, PeerID: idA + remote, Data: "answer"})
+	// A signal to a remote peer never seen on a replication connection
+	// goes to the federation.
+	stranger := testID(0xef)
+	a.emit("signal", hash1, stranger, "offer2")
+	a.sync()
 	fed.mu.Lock()
 	relays := fmt.Sprint(fed.relays)
 	fed.mu.Unlock()
-	if want := fmt.Sprint([]string{idA + ">" + remote + ":answer"}); relays != want {
+	if want := fmt.Sprint([]string{idA + ">" + stranger + ":offer2"}); relays != want {
 		t.Fatalf("relays %s, want %s", relays, want)
 	}
+	// Once other is gone, its route goes with it: the federation relays.
+	other.c.Close()
+	waitFor(t, "the replication connection to close", func() bool {
+		a.emit("signal", hash1, remote, "answer2")
+		a.sync()
+		fed.mu.Lock()
+		defer fed.mu.Unlock()
+		return slices.Contains(fed.relays, idA+">"+remote+":answer2")
+	})
 	if got := s.LocalHashes(); len(got) != 1 || got[0] != hash1 {
 		t.Fatalf("LocalHashes = %v", got)
 	}
