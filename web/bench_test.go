@@ -1,7 +1,9 @@
 package web
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/p2pcdn/p2pcdn/internal/chromium"
@@ -68,4 +70,110 @@ func BenchmarkHashBlob(b *testing.B) {
 	b.ReportMetric(mb/quirky, "hashBlob-MiB/s")
 	b.ReportMetric(mb/plain, "sha1-MiB/s")
 	b.ReportMetric(plain/quirky, "hashBlob/sha1")
+}
+
+// rawTabsJS defines both halves of a bare RTCDataChannel between two tabs:
+// rawOffer/rawSend in the sending tab, rawRecv in the receiving one.
+// rawSend sends size bytes in msg-byte messages, waiting for the buffered
+// amount to fall to low whenever it exceeds high.
+const rawTabsJS = `(() => {
+	const gathered = (pc) => pc.iceGatheringState === "complete" ? Promise.resolve() :
+		new Promise((r) => pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r()));
+	window.rawOffer = async () => {
+		if (window.rawPC) rawPC.close();
+		window.rawPC = new RTCPeerConnection({iceServers: []});
+		window.rawDC = rawPC.createDataChannel("raw");
+		await rawPC.setLocalDescription(); await gathered(rawPC);
+		return rawPC.localDescription.sdp;
+	};
+	window.rawRecv = async (sdp, size) => {
+		if (window.rawPC) rawPC.close();
+		const pc = window.rawPC = new RTCPeerConnection({iceServers: []});
+		window.rawDone = new Promise((resolve) => {
+			pc.ondatachannel = (e) => {
+				const ch = e.channel, t0 = performance.now();
+				let n = 0;
+				ch.binaryType = "arraybuffer";
+				ch.onmessage = (m) => { n += m.data.byteLength; if (n >= size) resolve((performance.now() - t0) / 1000); };
+			};
+		});
+		await pc.setRemoteDescription({type: "offer", sdp});
+		await pc.setLocalDescription(await pc.createAnswer()); await gathered(pc);
+		return pc.localDescription.sdp;
+	};
+	window.rawSend = async (sdp, size, msg, high, low) => {
+		const dc = rawDC;
+		const open = dc.readyState === "open" ? Promise.resolve() : new Promise((r) => dc.onopen = r);
+		await rawPC.setRemoteDescription({type: "answer", sdp});
+		await open;
+		dc.bufferedAmountLowThreshold = low;
+		const chunk = new Uint8Array(msg);
+		for (let sent = 0; sent < size; sent += chunk.length) {
+			if (dc.bufferedAmount > high) await new Promise((r) => dc.onbufferedamountlow = r);
+			dc.send(sent + chunk.length <= size ? chunk : chunk.subarray(0, size - sent));
+		}
+		return true;
+	};
+	return true; })()`
+
+// loopbackOnly keeps only the 127.0.0.1 candidates of an SDP.
+func loopbackOnly(sdp string) string {
+	lines := strings.SplitAfter(sdp, "\n")
+	kept := lines[:0]
+	for _, l := range lines {
+		if strings.HasPrefix(l, "a=candidate:") && !strings.Contains(l, " 127.0.0.1 ") {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	return strings.Join(kept, "")
+}
+
+// rawTabs sends size bytes from tab tx to tab rx over a fresh bare data
+// channel and returns the receiver's seconds from the channel's arrival to
+// the last byte.
+func rawTabs(b *testing.B, tx, rx context.Context, size, msg, high, low int) float64 {
+	b.Helper()
+	o := eval[string](b, tx, `rawOffer()`)
+	a := eval[string](b, rx, fmt.Sprintf(`rawRecv(%q, %d)`, loopbackOnly(o), size))
+	eval[bool](b, tx, fmt.Sprintf(`rawSend(%q, %d, %d, %d, %d)`, loopbackOnly(a), size, msg, high, low))
+	return eval[float64](b, rx, `rawDone`)
+}
+
+// BenchmarkPageToPageTabs is the bench command's page-to-page row: one tab
+// seeds 64 MiB of random bytes, another tab (a fresh node each time) fetches
+// it by hash; baselines in the same run are a bare data channel between two
+// tabs, sent like bench/ does (64 KiB messages, 1 MiB / 512 KiB watermarks)
+// and like simple-peer (WebTorrent) does (16 KiB messages, 64 KiB).
+func BenchmarkPageToPageTabs(b *testing.B) {
+	const size = 64 << 20
+	m := startMediator(b).URL()
+	br := chromium.New(b)
+	a, c := br.Tab(), br.NewTab()
+	navigate(b, a, m+"/test.html")
+	navigate(b, c, m+"/test.html")
+	eval[bool](b, a, rawTabsJS)
+	eval[bool](b, c, rawTabsJS)
+	hash := eval[string](b, a, fmt.Sprintf(`(async () => {
+		const u = new Uint8Array(%d); for (let j = 0; j < u.length; j += 65536) crypto.getRandomValues(u.subarray(j, j + 65536));
+		window.node = await p2pcdn.connect({iceServers: []});
+		return (await node.seed(new Blob([u]), {name: "b.bin"})).full_hash; })()`, size))
+	var p2p, raw, raw16 float64
+	for b.Loop() {
+		p2p += eval[float64](b, c, fmt.Sprintf(`(async () => {
+			const node = await p2pcdn.connect({iceServers: []});
+			try {
+				const t0 = performance.now(), blob = await node.fetch(%q), s = (performance.now() - t0) / 1000;
+				if (blob.size !== %d) throw new Error("fetched " + blob.size + " bytes");
+				return s;
+			} finally { node.close(); } })()`, hash, size))
+		raw += rawTabs(b, a, c, size, 65536, 1<<20, 512<<10)
+		raw16 += rawTabs(b, a, c, size, 16384, 64<<10, 64<<10)
+	}
+	mib := float64(size) / (1 << 20) * float64(b.N)
+	b.ReportMetric(mib/p2p, "p2pcdn-MiB/s")
+	b.ReportMetric(mib/raw, "raw64k-MiB/s")
+	b.ReportMetric(mib/raw16, "raw16k-MiB/s")
+	b.ReportMetric(raw/p2p, "p2pcdn/raw64k")
+	b.ReportMetric(raw16/p2p, "p2pcdn/raw16k")
 }
