@@ -10,13 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/pion/webrtc/v4"
-)
 
-// chromiumPath is Debian's Chromium; P2PCDN_CHROMIUM overrides it.
-const chromiumPath = "/usr/bin/chromium"
+	"github.com/p2pcdn/p2pcdn/internal/chromium/launch"
+)
 
 // chrome is one headless Chromium for the browser rows.
 type chrome struct {
@@ -34,45 +32,17 @@ func (c *chrome) logf(format string, args ...any) {
 	}
 }
 
-// browserFor starts Chromium on first use. Its flags are those of
-// internal/chromium: loopback only, no background traffic, loopback WebRTC
-// candidates allowed.
+// browserFor starts Chromium on first use, with the loopback-only flags the
+// browser tests use too.
 func (b *bench) browserFor(ctx context.Context) (*chrome, error) {
 	if b.browser != nil {
 		return b.browser, nil
 	}
-	path := chromiumPath
-	if env := os.Getenv("P2PCDN_CHROMIUM"); env != "" {
-		path = env
-	}
+	path := launch.Path(launch.DefaultPath)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("chromium not found at %s: install it with `apt-get install chromium` or set P2PCDN_CHROMIUM", path)
 	}
-	flags := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(filepath.Join(b.work, "chromium")),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns,Translate,MediaRouter,OptimizationHints"),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
-		chromedp.Flag("metrics-recording-only", true),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
-	}
+	flags := launch.AllocatorOptions(path, filepath.Join(b.work, "chromium"))
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), flags...)
 	first, cancelFirst := chromedp.NewContext(alloc)
 	console, err := os.Create(filepath.Join(b.work, "chromium-console.log"))
@@ -93,17 +63,9 @@ func (b *bench) browserFor(ctx context.Context) (*chrome, error) {
 	}
 	startCtx, cancel := context.WithTimeout(first, 90*time.Second)
 	defer cancel()
-	// Camera and microphone permission makes Chromium gather host candidates
-	// on every interface, loopback included.
-	for _, name := range []string{"camera", "microphone"} {
-		_, err := chromedp.CallBrowser(startCtx, browser.SetPermission, browser.SetPermissionParams{
-			Permission: &browser.PermissionDescriptor{Name: name},
-			Setting:    browser.PermissionSettingGranted,
-		})
-		if err != nil {
-			c.close()
-			return nil, fmt.Errorf("starting chromium %s: %w", path, err)
-		}
+	if err := launch.GrantCapturePermissions(startCtx); err != nil {
+		c.close()
+		return nil, fmt.Errorf("starting chromium %s: %w", path, err)
 	}
 	b.browser = c
 	return c, nil

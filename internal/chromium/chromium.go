@@ -1,25 +1,23 @@
 // Package chromium starts headless Chromium for browser tests through chromedp.
 //
-// The flags keep the browser on loopback: no QUIC, no background traffic, every
-// host name except 127.0.0.1 resolves to nothing, and WebRTC may gather a
-// loopback candidate (the tests run in a namespace whose only network is lo).
+// The browser stays on loopback; package launch holds the flags that make it so.
 package chromium
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+
+	"github.com/p2pcdn/p2pcdn/internal/chromium/launch"
 )
 
 // DefaultPath is where Debian's chromium package installs the browser.
-const DefaultPath = "/usr/bin/chromium"
+const DefaultPath = launch.DefaultPath
 
 type config struct {
 	path          string
@@ -55,40 +53,12 @@ func New(t testing.TB, opts ...Option) *Browser {
 	for _, o := range opts {
 		o(&c)
 	}
-	if env := os.Getenv("P2PCDN_CHROMIUM"); env != "" {
-		c.path = env
-	}
+	c.path = launch.Path(c.path)
 	if _, err := exec.LookPath(c.path); err != nil {
 		t.Fatalf("chromium not found at %s (%v): install it with `apt-get install chromium` or set P2PCDN_CHROMIUM", c.path, err)
 	}
 
-	flags := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(c.path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(c.width, c.height),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		// Several tabs take part in one transfer; none may be throttled as "hidden".
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns,Translate,MediaRouter,OptimizationHints"),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
-		chromedp.Flag("metrics-recording-only", true),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
-	}
+	flags := append(launch.AllocatorOptions(c.path, t.TempDir()), chromedp.WindowSize(c.width, c.height))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), flags...)
 	b := &Browser{t: t, allocCtx: allocCtx, log: &testLog{t: t}}
 	tab, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithErrorf(b.log.logf("chromedp error: ")))
@@ -100,16 +70,8 @@ func New(t testing.TB, opts ...Option) *Browser {
 	b.watch(tab, "tab0")
 	startCtx, cancel := context.WithTimeout(tab, c.startTimeout)
 	defer cancel()
-	// Camera and microphone permission makes Chromium gather host candidates on
-	// every interface, loopback included, instead of only the default route.
-	for _, name := range []string{"camera", "microphone"} {
-		_, err := chromedp.CallBrowser(startCtx, browser.SetPermission, browser.SetPermissionParams{
-			Permission: &browser.PermissionDescriptor{Name: name},
-			Setting:    browser.PermissionSettingGranted,
-		})
-		if err != nil {
-			t.Fatalf("starting chromium %s: granting %s permission: %v", c.path, name, err)
-		}
+	if err := launch.GrantCapturePermissions(startCtx); err != nil {
+		t.Fatalf("starting chromium %s: %v", c.path, err)
 	}
 	b.first = tab
 	return b

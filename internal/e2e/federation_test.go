@@ -43,8 +43,8 @@ func startFedMediator(t testing.TB, name string, bootstrap ...string) *fedMediat
 		args = append(args, "--bootstrap", b)
 	}
 	p := start(t, name, "", args...)
-	addr := p.waitOutput(listeningRE, startTimeout)[1]
-	dht := p.waitOutput(dhtListeningRE, startTimeout)[1]
+	addr := p.WaitOutput(listeningRE, startTimeout)[1]
+	dht := p.WaitOutput(dhtListeningRE, startTimeout)[1]
 	return &fedMediator{mediator: &mediator{proc: p, addr: addr}, dht: dht}
 }
 
@@ -53,19 +53,19 @@ var bootstrappedRE = regexp.MustCompile(`DHT bootstrap done.* nodes=(\d+)`)
 // waitBootstrapped waits until m's DHT node has bootstrapped and knows at
 // least nodes other nodes.
 func (m *fedMediator) waitBootstrapped(nodes int) {
-	m.t.Helper()
+	m.T().Helper()
 	deadline := time.Now().Add(startTimeout)
 	for {
-		for _, sm := range bootstrappedRE.FindAllStringSubmatch(m.stderr.String(), -1) {
+		for _, sm := range bootstrappedRE.FindAllStringSubmatch(m.Stderr(), -1) {
 			if got, err := strconv.Atoi(sm[1]); err == nil && got >= nodes {
 				return
 			}
 		}
-		if m.exited() {
-			m.t.Fatalf("%s exited (%v) before bootstrapping; stderr:\n%s", m.name, m.err, m.stderr.String())
+		if m.Exited() {
+			m.T().Fatalf("%s exited (%v) before bootstrapping; stderr:\n%s", m.Name(), m.Err(), m.Stderr())
 		}
 		if time.Now().After(deadline) {
-			m.t.Fatalf("%s's DHT node did not learn %d node(s) within %s; stderr:\n%s", m.name, nodes, startTimeout, m.stderr.String())
+			m.T().Fatalf("%s's DHT node did not learn %d node(s) within %s; stderr:\n%s", m.Name(), nodes, startTimeout, m.Stderr())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -74,8 +74,8 @@ func (m *fedMediator) waitBootstrapped(nodes int) {
 // waitAnnounced waits until m has stored its announcement of hash on at
 // least one DHT node, so that lookups from other mediators find it.
 func (m *fedMediator) waitAnnounced(hash string) {
-	m.t.Helper()
-	m.waitOutput(regexp.MustCompile(`msg=announced .*hash=`+hash+` relay=false nodes=[1-9]`), startTimeout)
+	m.T().Helper()
+	m.WaitOutput(regexp.MustCompile(`msg=announced .*hash=`+hash+` relay=false nodes=[1-9]`), startTimeout)
 }
 
 // askMediator connects to m as another mediator would (a REPLICATION
@@ -87,7 +87,7 @@ func askMediator(t testing.TB, m *fedMediator, hash string) []string {
 	defer cancel()
 	c, err := socketio.Dial(ctx, m.url(), nil)
 	if err != nil {
-		t.Fatalf("connect to %s as a mediator: %v", m.name, err)
+		t.Fatalf("connect to %s as a mediator: %v", m.Name(), err)
 	}
 	defer c.Close()
 	var id [20]byte
@@ -97,17 +97,17 @@ func askMediator(t testing.TB, m *fedMediator, hash string) []string {
 		mediation.GetPeers{Hash: hash},
 	} {
 		if err := c.Emit(msg.Event(), msg.Args()...); err != nil {
-			t.Fatalf("send %s to %s: %v", msg.Event(), m.name, err)
+			t.Fatalf("send %s to %s: %v", msg.Event(), m.Name(), err)
 		}
 	}
 	for {
 		ev, err := c.ReadEvent(ctx)
 		if err != nil {
-			t.Fatalf("waiting for %s's answer to get_peers: %v", m.name, err)
+			t.Fatalf("waiting for %s's answer to get_peers: %v", m.Name(), err)
 		}
 		msg, err := mediation.Decode(ev.Name, ev.Args)
 		if err != nil {
-			t.Fatalf("%s sent a bad %q event: %v", m.name, ev.Name, err)
+			t.Fatalf("%s sent a bad %q event: %v", m.Name(), ev.Name, err)
 		}
 		if p, ok := msg.(mediation.Peers); ok && p.Hash == hash {
 			return p.IDs
@@ -122,11 +122,11 @@ func getOK(t *testing.T, m *fedMediator, hash, src string, args ...string) *summ
 	out := t.TempDir()
 	code, sum, p := runGet(t, m.mediator, out, append(args, hash)...)
 	if code != 0 {
-		t.Fatalf("get through %s exited %d; stderr:\n%s", m.name, code, p.stderr.String())
+		t.Fatalf("get through %s exited %d; stderr:\n%s", m.Name(), code, p.Stderr())
 	}
 	sameFile(t, filepath.Join(out, filepath.Base(src)), src)
 	if sum.FullHash != hash || sum.Peers < 1 {
-		t.Fatalf("get through %s: summary %+v, want hash %s from at least one peer", m.name, *sum, hash)
+		t.Fatalf("get through %s: summary %+v, want hash %s from at least one peer", m.Name(), *sum, hash)
 	}
 	return sum
 }
@@ -197,7 +197,7 @@ func TestFederationMediatorKilled(t *testing.T) {
 	a.waitAnnounced(hash)
 	b.waitAnnounced(hash)
 
-	b.kill()
+	b.Kill()
 	// The seeder on B stays up but unreachable: its mediator is gone. The
 	// timeout is generous: C's walk waits on the dead B before it announces
 	// the relay key, so A may drop the seeder's first answer and the
@@ -207,8 +207,8 @@ func TestFederationMediatorKilled(t *testing.T) {
 	if sum.Peers != 1 {
 		t.Fatalf("%d peers sent data, want 1 (the seeder on A)", sum.Peers)
 	}
-	if sb.exited() {
-		t.Fatalf("the seeder on B exited; stderr:\n%s", sb.stderr.String())
+	if sb.Exited() {
+		t.Fatalf("the seeder on B exited; stderr:\n%s", sb.Stderr())
 	}
 }
 
@@ -280,8 +280,8 @@ func TestFederationSeederLeaves(t *testing.T) {
 	// C now holds a replication link to A with the seeder in its answer.
 	getOK(t, c, hash, src)
 
-	if code := s.wait(runTimeout); code != 0 {
-		t.Fatalf("seed --for exited %d; stderr:\n%s", code, s.stderr.String())
+	if code := s.Wait(runTimeout); code != 0 {
+		t.Fatalf("seed --for exited %d; stderr:\n%s", code, s.Stderr())
 	}
 	if after := askMediator(t, a, hash); slices.Contains(after, seederID) || len(after) != 0 {
 		t.Fatalf("after its only seeder left, mediator A still names %v (the seeder was %s)", after, seederID)
@@ -293,8 +293,8 @@ func TestFederationSeederLeaves(t *testing.T) {
 		via string
 		p   *proc
 	}{{"C", gc}, {"B", gb}} {
-		if code := g.p.wait(runTimeout); code != 3 {
-			t.Errorf("get through %s after the seeder left exited %d, want 3 (no peers); stderr:\n%s", g.via, code, g.p.stderr.String())
+		if code := g.p.Wait(runTimeout); code != 3 {
+			t.Errorf("get through %s after the seeder left exited %d, want 3 (no peers); stderr:\n%s", g.via, code, g.p.Stderr())
 		}
 	}
 }
@@ -322,10 +322,10 @@ func BenchmarkGetAcrossMediators(b *testing.B) {
 		out := b.TempDir()
 		begin := time.Now()
 		p := startGet(b, m.mediator, out, hash)
-		code := p.wait(runTimeout)
+		code := p.Wait(runTimeout)
 		d := time.Since(begin)
 		if code != 0 {
-			b.Fatalf("get through %s exited %d; stderr:\n%s", m.name, code, p.stderr.String())
+			b.Fatalf("get through %s exited %d; stderr:\n%s", m.Name(), code, p.Stderr())
 		}
 		return d
 	}
@@ -350,7 +350,7 @@ func BenchmarkGetAcrossMediators(b *testing.B) {
 		b.StartTimer()
 		cold = append(cold, timedGet(fresh))
 		b.StopTimer()
-		fresh.kill()
+		fresh.Kill()
 		b.StartTimer()
 	}
 	b.StopTimer()

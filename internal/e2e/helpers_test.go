@@ -9,16 +9,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
+	"github.com/p2pcdn/p2pcdn/internal/testenv"
 )
 
 // bin is the p2pcdn binary under test, built once by TestMain.
@@ -29,27 +27,13 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	if b := os.Getenv("P2PCDN_E2E_BIN"); b != "" {
-		bin = b
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "p2pcdn-e2e-")
+	b, cleanup, err := testenv.P2PCDN()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	bin = filepath.Join(dir, "p2pcdn")
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: the go command is needed to build p2pcdn:", err)
-		return 1
-	}
-	build := exec.Command(gobin, "build", "-o", bin, "github.com/p2pcdn/p2pcdn/cmd/p2pcdn")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building p2pcdn: %v\n%s", err, out)
-		return 1
-	}
+	defer cleanup()
+	bin = b
 	return m.Run()
 }
 
@@ -60,137 +44,13 @@ const (
 	runTimeout   = 3 * time.Minute
 )
 
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// proc is one running p2pcdn process. The test that started it owns it: a
-// cleanup kills it if the test did not wait for it.
-type proc struct {
-	t      testing.TB
-	name   string
-	cmd    *exec.Cmd
-	stdout lockedBuffer
-	stderr lockedBuffer
-	done   chan struct{}
-	err    error // valid after done
-}
-
-// env is the environment of every process: no inherited p2pcdn settings, and
-// a private cache and home so the user's hash cache stays untouched.
-func env(t testing.TB) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "P2PCDN_") || strings.HasPrefix(kv, "XDG_CACHE_HOME=") || strings.HasPrefix(kv, "HOME=") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	home := t.TempDir()
-	return append(out, "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, "cache"))
-}
+// proc is one running p2pcdn process, owned by the test that started it.
+type proc = testenv.Proc
 
 // start runs p2pcdn with args in dir ("" = a fresh temporary directory).
 func start(t testing.TB, name, dir string, args ...string) *proc {
 	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	p := &proc{t: t, name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir = dir
-	p.cmd.Env = env(t)
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("%s (%s) stderr:\n%s", name, strings.Join(args, " "), p.stderr.String())
-		}
-	})
-	return p
-}
-
-// kill ends the process with SIGKILL (no goodbye) and waits for it.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Kill()
-	<-p.done
-}
-
-// exited reports whether the process has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits for the process to exit by itself and returns its exit code.
-func (p *proc) wait(timeout time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		p.kill()
-		p.t.Fatalf("%s did not exit within %s; stderr:\n%s", p.name, timeout, p.stderr.String())
-	}
-	var ee *exec.ExitError
-	switch {
-	case p.err == nil:
-		return 0
-	case errors.As(p.err, &ee):
-		return ee.ExitCode()
-	default:
-		p.t.Fatalf("%s: %v", p.name, p.err)
-		return -1
-	}
-}
-
-// waitOutput waits until re matches the process's stderr and returns the
-// match's submatches. It fails the test if the process exits first.
-func (p *proc) waitOutput(re *regexp.Regexp, timeout time.Duration) []string {
-	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {
-			return m
-		}
-		if p.exited() {
-			p.t.Fatalf("%s exited (%v) before printing %q; stderr:\n%s", p.name, p.err, re, p.stderr.String())
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s did not print %q within %s; stderr:\n%s", p.name, re, timeout, p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return testenv.StartProc(t, name, bin, dir, args...)
 }
 
 var listeningRE = regexp.MustCompile(`mediator listening.* addr=(\S+)`)
@@ -208,7 +68,7 @@ func startMediator(t testing.TB, addr string) *mediator {
 	// The DHT node gets its own free UDP port: by default it takes the
 	// TCP port's number, which another process may hold over UDP.
 	p := start(t, "mediator", "", "mediator", "--listen", addr, "--dht-listen", "127.0.0.1:0")
-	m := p.waitOutput(listeningRE, startTimeout)
+	m := p.WaitOutput(listeningRE, startTimeout)
 	return &mediator{proc: p, addr: m[1]}
 }
 
@@ -228,18 +88,18 @@ func startSeeder(t testing.TB, m *mediator, extra []string, paths ...string) *se
 	t.Helper()
 	args := append([]string{"seed", "--json", "--no-cache", "--ice-loopback", "--mediator", m.url()}, extra...)
 	p := start(t, "seeder", "", append(args, paths...)...)
-	n, _ := strconv.Atoi(p.waitOutput(seedingRE, startTimeout)[1])
+	n, _ := strconv.Atoi(p.WaitOutput(seedingRE, startTimeout)[1])
 	// stdout and stderr are copied by separate goroutines: the dictionaries,
 	// printed first, may still be on their way.
 	deadline := time.Now().Add(startTimeout)
-	for strings.Count(p.stdout.String(), "\n") < n {
+	for strings.Count(p.Stdout(), "\n") < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("seeder announced %d files but printed %q", n, p.stdout.String())
+			t.Fatalf("seeder announced %d files but printed %q", n, p.Stdout())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	s := &seeder{proc: p}
-	sc := bufio.NewScanner(strings.NewReader(p.stdout.String()))
+	sc := bufio.NewScanner(strings.NewReader(p.Stdout()))
 	sc.Buffer(nil, 64<<20)
 	for sc.Scan() {
 		info, err := content.ParseInfo(sc.Bytes())
@@ -256,13 +116,13 @@ func startSeeder(t testing.TB, m *mediator, extra []string, paths ...string) *se
 
 // info returns the dictionary of the seeded file named name.
 func (s *seeder) info(name string) *content.Info {
-	s.t.Helper()
+	s.T().Helper()
 	for _, in := range s.infos {
 		if in.FileName == name {
 			return in
 		}
 	}
-	s.t.Fatalf("seeder does not serve %q (it serves %d files)", name, len(s.infos))
+	s.T().Fatalf("seeder does not serve %q (it serves %d files)", name, len(s.infos))
 	return nil
 }
 
@@ -290,7 +150,7 @@ func startGet(t testing.TB, m *mediator, dir string, args ...string) *proc {
 func runGet(t testing.TB, m *mediator, dir string, args ...string) (int, *summary, *proc) {
 	t.Helper()
 	p := startGet(t, m, dir, args...)
-	code := p.wait(runTimeout)
+	code := p.Wait(runTimeout)
 	if code != 0 {
 		return code, nil, p
 	}
@@ -300,13 +160,13 @@ func runGet(t testing.TB, m *mediator, dir string, args ...string) (int, *summar
 func parseSummary(t testing.TB, p *proc) *summary {
 	t.Helper()
 	var s summary
-	dec := json.NewDecoder(strings.NewReader(p.stdout.String()))
+	dec := json.NewDecoder(strings.NewReader(p.Stdout()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
-		t.Fatalf("get --json printed %q: %v", p.stdout.String(), err)
+		t.Fatalf("get --json printed %q: %v", p.Stdout(), err)
 	}
 	if dec.More() {
-		t.Fatalf("get --json printed more than one summary: %q", p.stdout.String())
+		t.Fatalf("get --json printed more than one summary: %q", p.Stdout())
 	}
 	return &s
 }
@@ -384,9 +244,9 @@ func waitPiecesSaved(t testing.TB, get *proc, finalPath string) {
 				return
 			}
 		}
-		if _, err := os.Stat(finalPath); err == nil || get.exited() {
+		if _, err := os.Stat(finalPath); err == nil || get.Exited() {
 			t.Fatalf("the download ended before it could be interrupted (too fast for this test: use a bigger file); stderr:\n%s",
-				get.stderr.String())
+				get.Stderr())
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no piece of %s saved within %s", finalPath, runTimeout)

@@ -39,7 +39,7 @@ func TestGetSizes(t *testing.T) {
 			out := t.TempDir()
 			code, sum, p := runGet(t, m, out, info.FullHash)
 			if code != 0 {
-				t.Fatalf("get exited %d; stderr:\n%s", code, p.stderr.String())
+				t.Fatalf("get exited %d; stderr:\n%s", code, p.Stderr())
 			}
 			got := filepath.Join(out, name)
 			sameFile(t, got, filepath.Join(src, name))
@@ -62,15 +62,15 @@ func TestGetSizes(t *testing.T) {
 	out := t.TempDir()
 	target := filepath.Join(out, "renamed.dat")
 	if code, sum, p := runGet(t, m, "", "-o", target, info.FullHash); code != 0 || sum.Path != target {
-		t.Fatalf("get -o FILE: exit %d, summary %+v; stderr:\n%s", code, sum, p.stderr.String())
+		t.Fatalf("get -o FILE: exit %d, summary %+v; stderr:\n%s", code, sum, p.Stderr())
 	}
 	sameFile(t, target, filepath.Join(src, "short-last.bin"))
 	if code, sum, p := runGet(t, m, "", "-o", out, info.FullHash); code != 0 || sum.Path != filepath.Join(out, "short-last.bin") {
-		t.Fatalf("get -o DIR: exit %d, summary %+v; stderr:\n%s", code, sum, p.stderr.String())
+		t.Fatalf("get -o DIR: exit %d, summary %+v; stderr:\n%s", code, sum, p.Stderr())
 	}
 	// The target exists now: a second get refuses to overwrite it.
 	if code, _, p := runGet(t, m, "", "-o", target, "--timeout", "20s", info.FullHash); code == 0 {
-		t.Fatalf("get over an existing file exited 0; stderr:\n%s", p.stderr.String())
+		t.Fatalf("get over an existing file exited 0; stderr:\n%s", p.Stderr())
 	}
 	sameFile(t, target, filepath.Join(src, "short-last.bin"))
 }
@@ -95,9 +95,9 @@ func TestSeederKilledMidway(t *testing.T) {
 	out := t.TempDir()
 	get := startGet(t, m, out, hash)
 	waitPiecesSaved(t, get, filepath.Join(out, "big.bin"))
-	a.kill()
-	if code := get.wait(runTimeout); code != 0 {
-		t.Fatalf("get exited %d after a seeder died; stderr:\n%s", code, get.stderr.String())
+	a.Kill()
+	if code := get.Wait(runTimeout); code != 0 {
+		t.Fatalf("get exited %d after a seeder died; stderr:\n%s", code, get.Stderr())
 	}
 	sameFile(t, filepath.Join(out, "big.bin"), src)
 	sum := parseSummary(t, get)
@@ -136,8 +136,8 @@ func TestLyingSeeder(t *testing.T) {
 	if code == 0 {
 		t.Fatal("get succeeded from a seeder serving wrong bytes")
 	}
-	if !strings.Contains(p.stderr.String(), "banning peer") {
-		t.Errorf("the lying seeder was not banned; stderr:\n%s", p.stderr.String())
+	if !strings.Contains(p.Stderr(), "banning peer") {
+		t.Errorf("the lying seeder was not banned; stderr:\n%s", p.Stderr())
 	}
 	if _, err := os.Stat(filepath.Join(out, "data.bin")); err == nil {
 		t.Fatal("a failed download left a file in place")
@@ -149,7 +149,7 @@ func TestLyingSeeder(t *testing.T) {
 	}
 	code, sum, p := runGet(t, m, out, hash)
 	if code != 0 {
-		t.Fatalf("get exited %d with an honest seeder present; stderr:\n%s", code, p.stderr.String())
+		t.Fatalf("get exited %d with an honest seeder present; stderr:\n%s", code, p.Stderr())
 	}
 	sameFile(t, filepath.Join(out, "data.bin"), orig)
 	if sum.Peers < 1 {
@@ -205,14 +205,14 @@ func TestLeecherKilledAndResumed(t *testing.T) {
 
 	first := startGet(t, m, out, hash)
 	waitPiecesSaved(t, first, final)
-	first.kill()
+	first.Kill()
 	if _, err := os.Stat(final + ".part"); err != nil {
 		t.Fatalf("no .part after the kill: %v", err)
 	}
 
 	code, sum, p := runGet(t, m, out, hash)
 	if code != 0 {
-		t.Fatalf("resumed get exited %d; stderr:\n%s", code, p.stderr.String())
+		t.Fatalf("resumed get exited %d; stderr:\n%s", code, p.Stderr())
 	}
 	sameFile(t, final, src)
 	if sum.Resumed <= 0 || sum.Downloaded >= size || sum.TotalLength != size {
@@ -241,7 +241,7 @@ func TestMediatorRestart(t *testing.T) {
 	s := startSeeder(t, m, nil, src)
 	hash := s.infos[0].FullHash
 
-	m.kill()
+	m.Kill()
 	// The port was free a moment ago; something else may grab it in
 	// between, rarely, so retry a little.
 	var m2 *mediator
@@ -251,7 +251,7 @@ func TestMediatorRestart(t *testing.T) {
 		case waitListeningOrExit(p):
 			m2 = &mediator{proc: p, addr: m.addr}
 		case try == 20:
-			t.Fatalf("could not restart the mediator on %s; stderr:\n%s", m.addr, p.stderr.String())
+			t.Fatalf("could not restart the mediator on %s; stderr:\n%s", m.addr, p.Stderr())
 		default:
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -259,14 +259,14 @@ func TestMediatorRestart(t *testing.T) {
 	out := t.TempDir()
 	code, sum, p := runGet(t, m2, out, "--timeout", "60s", hash)
 	if code != 0 {
-		t.Fatalf("get after the mediator restart exited %d; stderr:\n%s\nseeder stderr:\n%s", code, p.stderr.String(), s.stderr.String())
+		t.Fatalf("get after the mediator restart exited %d; stderr:\n%s\nseeder stderr:\n%s", code, p.Stderr(), s.Stderr())
 	}
 	sameFile(t, filepath.Join(out, "restart.bin"), src)
 	if sum.Peers != 1 {
 		t.Fatalf("summary %+v", *sum)
 	}
-	if s.exited() {
-		t.Fatalf("seeder exited when its mediator went away: %v", s.err)
+	if s.Exited() {
+		t.Fatalf("seeder exited when its mediator went away: %v", s.Err())
 	}
 }
 
@@ -274,10 +274,10 @@ func TestMediatorRestart(t *testing.T) {
 func waitListeningOrExit(p *proc) bool {
 	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
-		if listeningRE.MatchString(p.stderr.String()) {
+		if listeningRE.MatchString(p.Stderr()) {
 			return true
 		}
-		if p.exited() {
+		if p.Exited() {
 			return false
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -335,7 +335,7 @@ func TestHostileFileName(t *testing.T) {
 			}
 			code, sum, p := runGet(t, m, dir, args...)
 			if code != 0 {
-				t.Fatalf("name %d %q (cwd %v): get exited %d; stderr:\n%s", i, name, useCwd, code, p.stderr.String())
+				t.Fatalf("name %d %q (cwd %v): get exited %d; stderr:\n%s", i, name, useCwd, code, p.Stderr())
 			}
 			entries, err := os.ReadDir(target)
 			if err != nil {
@@ -374,24 +374,24 @@ func TestGetExitCodes(t *testing.T) {
 	unknown := "0123456789abcdef0123456789abcdef01234567"
 	code, _, p := runGet(t, m, "", "--timeout", "2s", unknown)
 	if code != 3 {
-		t.Fatalf("get of an unseeded hash exited %d, want 3; stderr:\n%s", code, p.stderr.String())
+		t.Fatalf("get of an unseeded hash exited %d, want 3; stderr:\n%s", code, p.Stderr())
 	}
-	if !strings.Contains(p.stderr.String(), "no peers") {
-		t.Errorf("stderr does not say why: %q", p.stderr.String())
+	if !strings.Contains(p.Stderr(), "no peers") {
+		t.Errorf("stderr does not say why: %q", p.Stderr())
 	}
 	for _, bad := range []string{"", "xyz", strings.ToUpper(unknown), unknown[:39], unknown + "0", "../" + unknown[3:]} {
 		code, _, p := runGet(t, m, "", bad)
 		if code != 2 {
-			t.Errorf("get %q exited %d, want 2; stderr:\n%s", bad, code, p.stderr.String())
+			t.Errorf("get %q exited %d, want 2; stderr:\n%s", bad, code, p.Stderr())
 		}
 	}
 	if code, _, p := runGet(t, m, ""); code != 2 {
-		t.Errorf("get without a hash exited %d, want 2; stderr:\n%s", code, p.stderr.String())
+		t.Errorf("get without a hash exited %d, want 2; stderr:\n%s", code, p.Stderr())
 	}
 	// A mediator nobody listens on: a clear failure, not a hang.
 	dead := &mediator{addr: deadAddr(t)}
 	if code, _, p := runGet(t, dead, "", "--timeout", "2s", unknown); code == 0 {
-		t.Errorf("get through a dead mediator exited 0; stderr:\n%s", p.stderr.String())
+		t.Errorf("get through a dead mediator exited 0; stderr:\n%s", p.Stderr())
 	}
 }
 
@@ -415,8 +415,8 @@ func TestSeedLifetime(t *testing.T) {
 	src := filepath.Join(dir, "f.bin")
 	writeRandom(t, src, 1000, 500)
 	s := startSeeder(t, m, []string{"--for", "2s"}, src)
-	if code := s.wait(runTimeout); code != 0 {
-		t.Fatalf("seed --for 2s exited %d; stderr:\n%s", code, s.stderr.String())
+	if code := s.Wait(runTimeout); code != 0 {
+		t.Fatalf("seed --for 2s exited %d; stderr:\n%s", code, s.Stderr())
 	}
 
 	// A named empty file, and a directory holding only an empty file.
@@ -433,20 +433,20 @@ func TestSeedLifetime(t *testing.T) {
 	}
 	for _, path := range []string{empty, emptyDir} {
 		p := start(t, "seed", "", "seed", "--no-cache", "--ice-loopback", "--mediator", m.url(), path)
-		if code := p.wait(runTimeout); code == 0 {
+		if code := p.Wait(runTimeout); code == 0 {
 			t.Fatalf("seed of %s exited 0", path)
 		}
-		if msg := p.stderr.String(); !strings.Contains(msg, "empty file") || !strings.Contains(msg, "cannot be shared") {
+		if msg := p.Stderr(); !strings.Contains(msg, "empty file") || !strings.Contains(msg, "cannot be shared") {
 			t.Fatalf("seed of %s: unclear error %q", path, msg)
 		}
 	}
 	// SIGTERM ends a seeder cleanly too.
 	s2 := startSeeder(t, m, nil, src)
-	if err := s2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s2.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := s2.wait(runTimeout); code != 0 {
-		t.Fatalf("seed exited %d on SIGTERM; stderr:\n%s", code, s2.stderr.String())
+	if code := s2.Wait(runTimeout); code != 0 {
+		t.Fatalf("seed exited %d on SIGTERM; stderr:\n%s", code, s2.Stderr())
 	}
 }
 
@@ -469,8 +469,8 @@ func TestLeechersShare(t *testing.T) {
 	gets := []*proc{startGet(t, m, outs[0], hash), startGet(t, m, outs[1], hash)}
 	peers := 0
 	for i, g := range gets {
-		if code := g.wait(runTimeout); code != 0 {
-			t.Fatalf("get %d exited %d; stderr:\n%s", i, code, g.stderr.String())
+		if code := g.Wait(runTimeout); code != 0 {
+			t.Fatalf("get %d exited %d; stderr:\n%s", i, code, g.Stderr())
 		}
 		sameFile(t, filepath.Join(outs[i], "shared.bin"), src)
 		peers = max(peers, parseSummary(t, g).Peers)

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,14 +15,12 @@ import (
 	"time"
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
-	"github.com/p2pcdn/p2pcdn/internal/mediator"
-	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
 	"github.com/p2pcdn/p2pcdn/internal/peering"
-	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/scan"
 	"github.com/p2pcdn/p2pcdn/internal/seed"
 	"github.com/p2pcdn/p2pcdn/internal/store"
 	"github.com/p2pcdn/p2pcdn/internal/swarm"
+	"github.com/p2pcdn/p2pcdn/internal/testpeer"
 	"github.com/p2pcdn/p2pcdn/internal/wire"
 )
 
@@ -34,42 +30,6 @@ const waitTimeout = 90 * time.Second
 const fileSize = 450_000 // three pieces, the last one 50,000 bytes
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-func startMediator(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := &mediator.Server{Logger: quiet()}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("mediator: %v", err)
-		}
-	})
-	// Serve's goroutines are all running once it has answered: tests that
-	// count goroutines take their baseline after this.
-	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return "ws://" + ln.Addr().String()
-}
-
-func transport(t *testing.T) *rtc.Transport {
-	t.Helper()
-	tr, err := rtc.New(rtc.Config{Loopback: true, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
-}
 
 func pattern(size int) []byte {
 	data := make([]byte, size)
@@ -102,7 +62,7 @@ func startSeeder(t *testing.T, url, path string) {
 	done := make(chan error, 1)
 	go func() {
 		done <- seed.Run(ctx, seed.Config{
-			Paths: []string{path}, Mediator: url, Transport: transport(t), Logger: quiet(),
+			Paths: []string{path}, Mediator: url, Transport: testpeer.Transport(t), Logger: quiet(),
 			Ready: func([]scan.Entry) { close(ready) },
 		})
 	}()
@@ -241,10 +201,10 @@ func TestBadArguments(t *testing.T) {
 }
 
 func TestNoPeersTimesOut(t *testing.T) {
-	url := startMediator(t)
+	url := testpeer.StartMediator(t).URL()
 	out := t.TempDir()
 	hash := fmt.Sprintf("%040x", 7)
-	tr := transport(t)
+	tr := testpeer.Transport(t)
 	base := runtime.NumGoroutine()
 	res, err := Run(runCtx(t), Config{
 		Hash: hash, Output: out, Mediator: url, Transport: tr,
@@ -292,7 +252,7 @@ func runGoroutines() string {
 }
 
 func TestExistingTarget(t *testing.T) {
-	url := startMediator(t)
+	url := testpeer.StartMediator(t).URL()
 	src, _, info := testFile(t, "movie.bin", fileSize)
 	out := t.TempDir()
 	target := filepath.Join(out, "movie.bin")
@@ -315,7 +275,7 @@ func TestExistingTarget(t *testing.T) {
 	t.Run("info given", func(t *testing.T) {
 		_, err := Run(runCtx(t), Config{
 			Hash: info.FullHash, Info: info, Output: out, Mediator: url,
-			Transport: transport(t), Timeout: 30 * time.Second, Logger: quiet(),
+			Transport: testpeer.Transport(t), Timeout: 30 * time.Second, Logger: quiet(),
 		})
 		check(t, err)
 	})
@@ -323,7 +283,7 @@ func TestExistingTarget(t *testing.T) {
 		startSeeder(t, url, src)
 		_, err := Run(runCtx(t), Config{
 			Hash: info.FullHash, Output: out, Mediator: url,
-			Transport: transport(t), Timeout: 30 * time.Second, Logger: quiet(),
+			Transport: testpeer.Transport(t), Timeout: 30 * time.Second, Logger: quiet(),
 		})
 		check(t, err)
 	})
@@ -332,7 +292,7 @@ func TestExistingTarget(t *testing.T) {
 // TestDownloadFromSeeder fetches the info dictionary by hash and the file
 // from a seeder; progress never goes back and ends at the total.
 func TestDownloadFromSeeder(t *testing.T) {
-	url := startMediator(t)
+	url := testpeer.StartMediator(t).URL()
 	src, data, info := testFile(t, "movie.bin", fileSize)
 	startSeeder(t, url, src)
 
@@ -342,7 +302,7 @@ func TestDownloadFromSeeder(t *testing.T) {
 	)
 	out := t.TempDir() + string(os.PathSeparator)
 	res, err := Run(runCtx(t), Config{
-		Hash: info.FullHash, Output: out, Mediator: url, Transport: transport(t),
+		Hash: info.FullHash, Output: out, Mediator: url, Transport: testpeer.Transport(t),
 		Timeout: 30 * time.Second, Logger: quiet(),
 		Progress: func(p Progress) {
 			mu.Lock()
@@ -399,7 +359,7 @@ func TestDownloadFromSeeder(t *testing.T) {
 
 // TestResume: pieces left by an earlier run are kept, not fetched again.
 func TestResume(t *testing.T) {
-	url := startMediator(t)
+	url := testpeer.StartMediator(t).URL()
 	src, data, info := testFile(t, "movie.bin", fileSize)
 	target := filepath.Join(t.TempDir(), "saved.bin")
 	dl, err := store.OpenDownload(target, info)
@@ -414,7 +374,7 @@ func TestResume(t *testing.T) {
 
 	var first *Progress
 	res, err := Run(runCtx(t), Config{
-		Hash: info.FullHash, Info: info, Output: target, Mediator: url, Transport: transport(t),
+		Hash: info.FullHash, Info: info, Output: target, Mediator: url, Transport: testpeer.Transport(t),
 		Timeout: 30 * time.Second, Logger: quiet(),
 		Progress: func(p Progress) {
 			if first == nil {
@@ -452,11 +412,7 @@ func servePeer(t *testing.T, url string, info *content.Info, r swarm.PieceReader
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	client, err := mediatorclient.Dial(ctx, url, mediatorclient.Options{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
+	client := testpeer.Dial(t, url, "")
 	ih, _ := wire.DecodeID(info.FullHash)
 	pid, _ := wire.DecodeID(client.PeerID())
 	tor, err := swarm.New(swarm.Config{
@@ -467,7 +423,7 @@ func servePeer(t *testing.T, url string, info *content.Info, r swarm.PieceReader
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tor.Close() })
-	link := peering.Join(context.Background(), peering.Config{Hash: info.FullHash, Client: client, Transport: transport(t), Torrent: tor, Logger: quiet()})
+	link := peering.Join(context.Background(), peering.Config{Hash: info.FullHash, Client: client, Transport: testpeer.Transport(t), Torrent: tor, Logger: quiet()})
 	t.Cleanup(link.Close)
 	if err := client.Announce(ctx, info.FullHash); err != nil {
 		t.Fatal(err)
@@ -478,13 +434,13 @@ func servePeer(t *testing.T, url string, info *content.Info, r swarm.PieceReader
 // TestStalled: a peer that connects but has nothing makes Run give up with
 // ErrStalled, not ErrNoPeers.
 func TestStalled(t *testing.T) {
-	url := startMediator(t)
+	url := testpeer.StartMediator(t).URL()
 	_, _, info := testFile(t, "movie.bin", fileSize)
 	servePeer(t, url, info, emptyReader{})
 
 	out := t.TempDir()
 	_, err := Run(runCtx(t), Config{
-		Hash: info.FullHash, Info: info, Output: out, Mediator: url, Transport: transport(t),
+		Hash: info.FullHash, Info: info, Output: out, Mediator: url, Transport: testpeer.Transport(t),
 		Timeout: 2 * time.Second, Logger: quiet(),
 	})
 	if !errors.Is(err, ErrStalled) {
@@ -510,14 +466,14 @@ func (corruptReader) ReadBlock(_, _ int, p []byte) error {
 // TestLyingSeederBanned: with a lying seeder and an honest one, the file
 // still arrives intact.
 func TestLyingSeederBanned(t *testing.T) {
-	url := startMediator(t)
+	url := testpeer.StartMediator(t).URL()
 	src, data, info := testFile(t, "movie.bin", fileSize)
 	servePeer(t, url, info, corruptReader{})
 	startSeeder(t, url, src)
 
 	out := t.TempDir()
 	res, err := Run(runCtx(t), Config{
-		Hash: info.FullHash, Info: info, Output: out, Mediator: url, Transport: transport(t),
+		Hash: info.FullHash, Info: info, Output: out, Mediator: url, Transport: testpeer.Transport(t),
 		Timeout: 30 * time.Second, Logger: quiet(),
 	})
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +17,7 @@ import (
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/store"
 	"github.com/p2pcdn/p2pcdn/internal/swarm"
+	"github.com/p2pcdn/p2pcdn/internal/testpeer"
 	"github.com/p2pcdn/p2pcdn/internal/wire"
 )
 
@@ -32,53 +31,11 @@ func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func id(n int) string { return fmt.Sprintf("%040x", n) }
 
 // startMediator serves an in-process mediator on a loopback port until the
-// test ends.
+// test ends; it returns the server and its URL.
 func startMediator(t testing.TB) (*mediator.Server, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := &mediator.Server{Logger: quiet()}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("mediator: %v", err)
-		}
-	})
-	// Serve's goroutines are all running once it has answered: tests that
-	// count goroutines take their baseline after this.
-	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return srv, "ws://" + ln.Addr().String()
-}
-
-func dial(t testing.TB, url, peerID string) *mediatorclient.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	c, err := mediatorclient.Dial(ctx, url, mediatorclient.Options{PeerID: peerID, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func transport(t testing.TB) *rtc.Transport {
-	t.Helper()
-	tr, err := rtc.New(rtc.Config{Loopback: true, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
+	m := testpeer.StartMediator(t)
+	return m.Server, m.URL()
 }
 
 // testFile writes size bytes of a fixed pattern and returns its path and
@@ -164,7 +121,7 @@ type peer struct {
 
 func join(t testing.TB, url, peerID string, tor func(peerID string) *swarm.Torrent, cfg Config) *peer {
 	t.Helper()
-	p := &peer{client: dial(t, url, peerID), tr: transport(t)}
+	p := &peer{client: testpeer.Dial(t, url, peerID), tr: testpeer.Transport(t)}
 	p.tor = tor(peerID)
 	cfg.Client, cfg.Transport, cfg.Torrent = p.client, p.tr, p.tor
 	if cfg.Logger == nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/swarm"
+	"github.com/p2pcdn/p2pcdn/internal/testpeer"
 )
 
 const fileSize = 450_000 // three pieces, the last one short
@@ -115,8 +116,8 @@ func TestGlareTieBreak(t *testing.T) {
 			l := join(t, url, tc.link, func(pid string) *swarm.Torrent { return seedTorrent(t, path, info, pid) }, Config{Hash: info.FullHash})
 
 			// The remote: a bare client and transport driven by the test.
-			rc := dial(t, url, tc.remote)
-			rtr := transport(t)
+			rc := testpeer.Dial(t, url, tc.remote)
+			rtr := testpeer.Transport(t)
 			rtor, _ := downloadTorrent(t, info, tc.remote)
 			sub := rc.Subscribe(info.FullHash)
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -207,7 +208,7 @@ func TestGlareTieBreak(t *testing.T) {
 func TestMaxPeersUnderOfferFlood(t *testing.T) {
 	srv, url := startMediator(t)
 	path, info := testFile(t, fileSize)
-	offer := captureOffer(t, transport(t))
+	offer := captureOffer(t, testpeer.Transport(t))
 	base := runtime.NumGoroutine()
 
 	const max = 4
@@ -306,7 +307,7 @@ func TestBannedPeerNotRedialed(t *testing.T) {
 func TestGarbageSignalsIgnored(t *testing.T) {
 	srv, url := startMediator(t)
 	path, info := testFile(t, fileSize)
-	selfOffer := captureOffer(t, transport(t))
+	selfOffer := captureOffer(t, testpeer.Transport(t))
 	seeder := join(t, url, id(1), func(pid string) *swarm.Torrent { return seedTorrent(t, path, info, pid) }, Config{Hash: info.FullHash})
 
 	garbage := []string{
@@ -369,10 +370,10 @@ func TestCloseWhileConnecting(t *testing.T) {
 // and the sessions stay within MaxPeers.
 func FuzzOnSignal(f *testing.F) {
 	_, url := startMediator(f)
-	tr := transport(f)
+	tr := testpeer.Transport(f)
 	offer := captureOffer(f, tr)
 	tr.Close()
-	client := dial(f, url, id(1))
+	client := testpeer.Dial(f, url, id(1))
 	_, info := testFile(f, 1000)
 	tor := newTorrent(f, info, id(1), corruptReader{})
 	l := Join(context.Background(), Config{Hash: info.FullHash, Client: client, Transport: tr, Torrent: tor, Logger: quiet(), MaxPeers: 2})
@@ -395,9 +396,9 @@ func FuzzOnSignal(f *testing.F) {
 func TestConnectRacingClose(t *testing.T) {
 	_, url := startMediator(t)
 	_, info := testFile(t, 1000)
-	tr := transport(t)
+	tr := testpeer.Transport(t)
 	tr.Close() // dials fail at once: only the bookkeeping is exercised
-	client := dial(t, url, id(1))
+	client := testpeer.Dial(t, url, id(1))
 	tor := newTorrent(t, info, id(1), corruptReader{})
 	for round := range 20 {
 		l := Join(context.Background(), Config{Hash: info.FullHash, Client: client, Transport: tr, Torrent: tor, Logger: quiet(), MaxPeers: 1 << 20})

@@ -18,37 +18,16 @@ import (
 	"time"
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
-	"github.com/p2pcdn/p2pcdn/internal/mediator"
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
-	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/scan"
 	"github.com/p2pcdn/p2pcdn/internal/store"
+	"github.com/p2pcdn/p2pcdn/internal/testpeer"
 )
 
 // waitTimeout guards against hangs on a busy machine; it measures nothing.
 const waitTimeout = 60 * time.Second
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// startMediator serves a mediator on loopback; it returns its address.
-func startMediator(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := &mediator.Server{Logger: quiet()}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("mediator: %v", err)
-		}
-	})
-	return ln.Addr().String()
-}
 
 // finishes reads how many finish events the mediator has received.
 func finishes(t *testing.T, addr string) int {
@@ -69,16 +48,6 @@ func finishes(t *testing.T, addr string) int {
 	}
 	t.Fatal("the mediator's metrics have no finish counter")
 	return 0
-}
-
-func transport(t *testing.T) *rtc.Transport {
-	t.Helper()
-	tr, err := rtc.New(rtc.Config{Loopback: true, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
 }
 
 func write(t *testing.T, path string, data []byte) {
@@ -184,7 +153,7 @@ func TestMediatorUnreachable(t *testing.T) {
 	write(t, path, []byte("hello"))
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	err = Run(ctx, Config{Paths: []string{path}, Mediator: addr, Transport: transport(t), Logger: quiet()})
+	err = Run(ctx, Config{Paths: []string{path}, Mediator: addr, Transport: testpeer.Transport(t), Logger: quiet()})
 	if err == nil || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("Run: %v; want an error naming %s", err, addr)
 	}
@@ -194,7 +163,7 @@ func TestMediatorUnreachable(t *testing.T) {
 // once, the mediator knows the seeder while it runs, and once ctx ends it
 // has been told finish for each file and lists nobody.
 func TestSeedAnnounceReadyFinish(t *testing.T) {
-	addr := startMediator(t)
+	addr := testpeer.StartMediator(t).Addr
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "a.txt"), []byte("alpha content"))
 	write(t, filepath.Join(dir, "b.bin"), []byte(strings.Repeat("beta", 100_000)))
@@ -212,7 +181,7 @@ func TestSeedAnnounceReadyFinish(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
-			Paths: []string{dir}, Mediator: addr, Transport: transport(t), PeerID: seederID, Logger: quiet(),
+			Paths: []string{dir}, Mediator: addr, Transport: testpeer.Transport(t), PeerID: seederID, Logger: quiet(),
 			Warn: func(path string, err error) {
 				mu.Lock()
 				warned = append(warned, filepath.Base(path))
@@ -308,11 +277,11 @@ func TestSeedAnnounceReadyFinish(t *testing.T) {
 // TestCacheSavedAndUsed: the first run saves the hash cache, the second
 // takes the dictionaries from it without reading the files.
 func TestCacheSavedAndUsed(t *testing.T) {
-	addr := startMediator(t)
+	addr := testpeer.StartMediator(t).Addr
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "a.bin"), []byte(strings.Repeat("x", 300_000)))
 	cachePath := filepath.Join(t.TempDir(), "cache")
-	tr := transport(t)
+	tr := testpeer.Transport(t)
 	runOnce := func() []scan.Entry {
 		t.Helper()
 		cache, err := store.OpenHashCache(cachePath)

@@ -3,6 +3,8 @@ package testenv
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,4 +52,55 @@ func TestNode(t *testing.T) {
 	if _, err := os.Stat(Node(t)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestStartProc(t *testing.T) {
+	p := StartProc(t, "sh", "/bin/sh", "", "-c", `echo out; echo "ready port=42" >&2; exit 3`)
+	if m := p.WaitOutput(regexp.MustCompile(`ready port=(\d+)`), time.Minute); m[1] != "42" {
+		t.Errorf("WaitOutput submatch = %q, want 42", m[1])
+	}
+	if code := p.Wait(time.Minute); code != 3 {
+		t.Errorf("exit code %d, want 3", code)
+	}
+	if !p.Exited() || p.Err() == nil {
+		t.Errorf("after Wait: Exited %v, Err %v", p.Exited(), p.Err())
+	}
+	if got := p.Stdout(); got != "out\n" {
+		t.Errorf("Stdout %q, want %q", got, "out\n")
+	}
+}
+
+func TestStartProcKill(t *testing.T) {
+	p := StartProc(t, "sleeper", "/bin/sh", "", "-c", "exec sleep 600") // exec: no grandchild holding the output pipes open
+	if p.Exited() {
+		t.Fatal("exited before Kill")
+	}
+	p.Kill()
+	if !p.Exited() {
+		t.Fatal("still running after Kill")
+	}
+}
+
+func TestIsolatedEnv(t *testing.T) {
+	t.Setenv("P2PCDN_MEDIATOR", "ws://example.invalid")
+	for _, kv := range IsolatedEnv(t) {
+		if strings.HasPrefix(kv, "P2PCDN_") {
+			t.Errorf("IsolatedEnv keeps %s", kv)
+		}
+	}
+}
+
+func TestBuildBinaryFails(t *testing.T) {
+	if _, _, err := BuildBinary("github.com/p2pcdn/p2pcdn/internal/no-such-package"); err == nil {
+		t.Fatal("BuildBinary of a missing package succeeded")
+	}
+}
+
+func TestP2PCDNPrebuilt(t *testing.T) {
+	t.Setenv("P2PCDN_E2E_BIN", "/prebuilt/p2pcdn")
+	path, cleanup, err := P2PCDN()
+	if err != nil || path != "/prebuilt/p2pcdn" {
+		t.Fatalf("P2PCDN with P2PCDN_E2E_BIN = %q, %v; want the prebuilt path", path, err)
+	}
+	cleanup()
 }

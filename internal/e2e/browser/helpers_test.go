@@ -2,21 +2,16 @@ package browser
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -27,6 +22,8 @@ import (
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
+	"github.com/p2pcdn/p2pcdn/internal/testenv"
+	"github.com/p2pcdn/p2pcdn/internal/testpeer"
 	"github.com/p2pcdn/p2pcdn/web"
 )
 
@@ -38,27 +35,13 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	if b := os.Getenv("P2PCDN_E2E_BIN"); b != "" {
-		bin = b
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "p2pcdn-e2e-browser-")
+	b, cleanup, err := testenv.P2PCDN()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e/browser:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	bin = filepath.Join(dir, "p2pcdn")
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/browser: the go command is needed to build p2pcdn:", err)
-		return 1
-	}
-	build := exec.Command(gobin, "build", "-o", bin, "github.com/p2pcdn/p2pcdn/cmd/p2pcdn")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e/browser: building p2pcdn: %v\n%s", err, out)
-		return 1
-	}
+	defer cleanup()
+	bin = b
 	return m.Run()
 }
 
@@ -100,25 +83,14 @@ func startMediator(t testing.TB) *testMediator {
 	})
 	mux.Handle("/", web.Handler())
 	lw := &testWriter{t: t}
+	// Registered first, so it runs after the mediator has stopped logging.
+	t.Cleanup(lw.close)
 	srv := &mediator.Server{
 		Fallback: mux,
 		Logger:   slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("mediator: %v", err)
-		}
-		lw.close()
-	})
-	return &testMediator{addr: ln.Addr().String()}
+	m := testpeer.Serve(t, srv)
+	return &testMediator{addr: m.Addr}
 }
 
 // testWriter sends log lines to the test log until the test ends (testing
@@ -140,124 +112,13 @@ func (w *testWriter) Write(p []byte) (int, error) {
 
 func (w *testWriter) close() { w.mu.Lock(); w.closed = true; w.mu.Unlock() }
 
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// proc is one running p2pcdn process, owned by the test that started it.
+type proc = testenv.Proc
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// proc is one running p2pcdn process, owned by the test that started it: a
-// cleanup kills it unless it has exited.
-type proc struct {
-	t      testing.TB
-	name   string
-	cmd    *exec.Cmd
-	stdout lockedBuffer
-	stderr lockedBuffer
-	done   chan struct{}
-	err    error // valid after done
-}
-
-// procEnv keeps the user's p2pcdn settings and hash cache out of the tests.
-func procEnv(t testing.TB) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "P2PCDN_") || strings.HasPrefix(kv, "XDG_CACHE_HOME=") || strings.HasPrefix(kv, "HOME=") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	home := t.TempDir()
-	return append(out, "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, "cache"))
-}
-
+// start runs p2pcdn with args in a fresh temporary directory.
 func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir = t.TempDir()
-	p.cmd.Env = procEnv(t)
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("%s (%s) stderr:\n%s", name, strings.Join(args, " "), p.stderr.String())
-		}
-	})
-	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) kill() {
-	if !p.exited() {
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// wait waits for the process to exit by itself and returns its exit code.
-func (p *proc) wait(timeout time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		p.kill()
-		p.t.Fatalf("%s did not exit within %s; stderr:\n%s", p.name, timeout, p.stderr.String())
-	}
-	var ee *exec.ExitError
-	switch {
-	case p.err == nil:
-		return 0
-	case errors.As(p.err, &ee):
-		return ee.ExitCode()
-	default:
-		p.t.Fatalf("%s: %v", p.name, p.err)
-		return -1
-	}
-}
-
-// waitOutput waits until re matches the process's stderr; it fails the test
-// if the process exits first.
-func (p *proc) waitOutput(re *regexp.Regexp, timeout time.Duration) {
-	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for re.FindStringIndex(p.stderr.String()) == nil {
-		if p.exited() {
-			p.t.Fatalf("%s exited (%v) before printing %q; stderr:\n%s", p.name, p.err, re, p.stderr.String())
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s did not print %q within %s; stderr:\n%s", p.name, re, timeout, p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return testenv.StartProc(t, name, bin, "", args...)
 }
 
 // seeder is a `p2pcdn seed --json` process and the dictionaries it printed.
@@ -274,9 +135,9 @@ func startSeeder(t testing.TB, m *testMediator, paths ...string) *seeder {
 	t.Helper()
 	args := append([]string{"seed", "--json", "--no-cache", "--ice-loopback", "--mediator", m.url(), "--for", seedFor}, paths...)
 	p := start(t, "seeder", args...)
-	p.waitOutput(seedingRE, startTimeout)
+	p.WaitOutput(seedingRE, startTimeout)
 	s := &seeder{proc: p, raw: map[string]string{}}
-	sc := bufio.NewScanner(strings.NewReader(p.stdout.String()))
+	sc := bufio.NewScanner(strings.NewReader(p.Stdout()))
 	sc.Buffer(nil, 64<<20)
 	for sc.Scan() {
 		info, err := content.ParseInfo(sc.Bytes())
@@ -291,13 +152,13 @@ func startSeeder(t testing.TB, m *testMediator, paths ...string) *seeder {
 
 // info returns the dictionary of the seeded file named name.
 func (s *seeder) info(name string) *content.Info {
-	s.t.Helper()
+	s.T().Helper()
 	for _, in := range s.infos {
 		if in.FileName == name {
 			return in
 		}
 	}
-	s.t.Fatalf("seeder does not serve %q (it serves %d files)", name, len(s.infos))
+	s.T().Fatalf("seeder does not serve %q (it serves %d files)", name, len(s.infos))
 	return nil
 }
 
@@ -316,12 +177,12 @@ type getSummary struct {
 func runGet(t testing.TB, m *testMediator, outDir, hash string) *getSummary {
 	t.Helper()
 	p := start(t, "get", "get", "--json", "--ice-loopback", "--mediator", m.url(), "-o", outDir, hash)
-	if code := p.wait(runTimeout); code != 0 {
-		t.Fatalf("p2pcdn get exited with %d; stderr:\n%s", code, p.stderr.String())
+	if code := p.Wait(runTimeout); code != 0 {
+		t.Fatalf("p2pcdn get exited with %d; stderr:\n%s", code, p.Stderr())
 	}
 	var s getSummary
-	if err := json.Unmarshal([]byte(p.stdout.String()), &s); err != nil {
-		t.Fatalf("get --json printed %q: %v", p.stdout.String(), err)
+	if err := json.Unmarshal([]byte(p.Stdout()), &s); err != nil {
+		t.Fatalf("get --json printed %q: %v", p.Stdout(), err)
 	}
 	return &s
 }

@@ -230,7 +230,7 @@ func TestPageResharesToNative(t *testing.T) {
 	if got != want {
 		t.Fatalf("the page fetched bytes with SHA-256 %s, want %s", got, want)
 	}
-	s.kill()
+	s.Kill()
 
 	out := t.TempDir()
 	sum := runGet(t, m, out, hash)
