@@ -227,7 +227,15 @@ func (d *download) open(info *content.Info) (swarm.PieceReader, error) {
 	if d.resumed > 0 {
 		d.log.Info("resuming", "path", path+store.PartSuffix, "pieces", d.resumed, "of", info.PiecesAmount)
 	}
-	return dl, nil
+	return verifiedWriter{dl}, nil
+}
+
+// verifiedWriter hands the swarm's pieces to the store without hashing them
+// again: the swarm verifies every piece against its hash before WritePiece.
+type verifiedWriter struct{ *store.Download }
+
+func (w verifiedWriter) WritePiece(piece int, data []byte) error {
+	return w.WriteVerifiedPiece(piece, data)
 }
 
 func (d *download) close() {
