@@ -36,20 +36,10 @@
     for (let i = 0; i < u8.length; i++) s += (u8[i] < 16 ? '0' : '') + u8[i].toString(16);
     return s;
   }
-  function fromHex(s) {
-    const u = new Uint8Array(s.length >> 1);
-    for (let i = 0; i < u.length; i++) u[i] = parseInt(s.substr(2 * i, 2), 16);
-    return u;
-  }
-  function randomHex(n) {
-    const u = new Uint8Array(n);
-    crypto.getRandomValues(u);
-    return toHex(u);
-  }
+  const fromHex = (s) => Uint8Array.from(s.match(/../g) || [], (h) => parseInt(h, 16));
+  const randomHex = (n) => toHex(crypto.getRandomValues(new Uint8Array(n)));
   function concat(parts) {
-    let n = 0;
-    for (const p of parts) n += p.length;
-    const out = new Uint8Array(n);
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
     let o = 0;
     for (const p of parts) { out.set(p, o); o += p.length; }
     return out;
@@ -61,6 +51,7 @@
   }
   function u32(n) { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n); return b; }
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const raise = (m) => { throw new Error(m); }; // throws from expressions too
 
   class Emitter {
     constructor() { this._h = new Map(); }
@@ -141,15 +132,8 @@
       const part = blob.slice(i * PIECE_LENGTH, Math.min(total, (i + 1) * PIECE_LENGTH));
       hashes.push(await pieceHash(new Uint8Array(await part.arrayBuffer())));
     }
-    const info = {}; // field order matters: it is the prototype's JSON
-    const full = await merkleRoot(hashes);
-    if (full !== undefined) info.full_hash = full;
-    info.file_name = name;
-    info.pieces_length = PIECE_LENGTH;
-    info.pieces_amount = n;
-    info.total_length = total;
-    info.piece_hashes = hashes;
-    return info;
+    // Field order matters: it is the prototype's JSON (an undefined full_hash is left out).
+    return { full_hash: await merkleRoot(hashes), file_name: name, pieces_length: PIECE_LENGTH, pieces_amount: n, total_length: total, piece_hashes: hashes };
   }
   function safeName(name) {
     // file_name is untrusted: keep the last path element, drop control characters.
@@ -160,7 +144,7 @@
   }
   // checkInfo returns a clean copy of an info dictionary or throws saying what is wrong.
   async function checkInfo(obj, wantHash) {
-    const bad = (why) => { throw new Error('invalid info dictionary: ' + why); };
+    const bad = (why) => raise('invalid info dictionary: ' + why);
     if (!obj || typeof obj !== 'object' || Array.isArray(obj)) bad('not a JSON object');
     const { full_hash: fh, pieces_length: pl, pieces_amount: pa, total_length: tl, piece_hashes: ph } = obj;
     if (typeof fh !== 'string' || !HEX40.test(fh)) bad('full_hash is not 40 lowercase hex characters');
@@ -187,25 +171,25 @@
   }
   function bdecode(u8, pos, depth) {
     pos = pos || 0; depth = depth || 0;
-    if (depth > 16) throw new Error('bencode nested too deeply');
-    if (pos >= u8.length) throw new Error('bencode truncated');
+    if (depth > 16) raise('bencode nested too deeply');
+    if (pos >= u8.length) raise('bencode truncated');
     const c = u8[pos];
     if (c === 0x69) { // i<digits>e
       const end = u8.subarray(pos, pos + 24).indexOf(0x65);
-      if (end < 0) throw new Error('bencode integer unterminated');
+      if (end < 0) raise('bencode integer unterminated');
       const s = latin1(u8.subarray(pos + 1, pos + end));
-      if (!/^(0|-?[1-9][0-9]*)$/.test(s)) throw new Error('bencode integer malformed');
+      if (!/^(0|-?[1-9][0-9]*)$/.test(s)) raise('bencode integer malformed');
       return { value: Number(s), end: pos + end + 1 };
     }
     if (c === 0x6c || c === 0x64) { // l...e, d...e
       const isDict = c === 0x64, val = isDict ? Object.create(null) : [];
       pos++;
       for (;;) {
-        if (pos >= u8.length) throw new Error('bencode truncated');
+        if (pos >= u8.length) raise('bencode truncated');
         if (u8[pos] === 0x65) return { value: val, end: pos + 1 };
         if (isDict) {
           const k = bdecode(u8, pos, depth + 1);
-          if (!(k.value instanceof Uint8Array)) throw new Error('bencode dictionary key is not a string');
+          if (!(k.value instanceof Uint8Array)) raise('bencode dictionary key is not a string');
           const v = bdecode(u8, k.end, depth + 1);
           val[latin1(k.value)] = v.value; pos = v.end;
         } else {
@@ -216,13 +200,13 @@
     }
     if (c >= 0x30 && c <= 0x39) { // <len>:<bytes>
       const colon = u8.subarray(pos, pos + 12).indexOf(0x3a);
-      if (colon < 0) throw new Error('bencode string length malformed');
+      if (colon < 0) raise('bencode string length malformed');
       const n = Number(latin1(u8.subarray(pos, pos + colon)));
       const start = pos + colon + 1;
-      if (!Number.isSafeInteger(n) || start + n > u8.length) throw new Error('bencode string truncated');
+      if (!Number.isSafeInteger(n) || start + n > u8.length) raise('bencode string truncated');
       return { value: u8.subarray(start, start + n), end: start + n };
     }
-    throw new Error('bencode: unexpected byte 0x' + c.toString(16) + ' at ' + pos);
+    raise('bencode: unexpected byte 0x' + c.toString(16) + ' at ' + pos);
   }
 
   // ---------- Engine.IO 4 / Socket.IO 5 client ----------
@@ -276,23 +260,21 @@
       clearTimeout(this.pingTimer);
       this.pingTimer = setTimeout(() => this.close('mediator stopped pinging'), this.pingWindow);
     }
+    _fetch(init) {
+      return fetch(this._url('http', 'polling'), { signal: this.abort.signal, credentials: 'omit', cache: 'no-store', ...init })
+        .then((r) => r.ok ? r : raise('HTTP ' + r.status));
+    }
     async _pollOpen() {
       this.transport = 'polling';
       this.h.onTransport('polling');
       try {
-        const r = await fetch(this._url('http', 'polling'), { signal: this.abort.signal, credentials: 'omit', cache: 'no-store' });
-        if (!r.ok) throw new Error('HTTP ' + r.status);
-        this._onPackets((await r.text()).split('\x1e'));
+        this._onPackets((await (await this._fetch()).text()).split('\x1e'));
         if (!this.sid && !this.closed) this.close('no open packet');
       } catch (e) { this.close('polling: ' + e.message); }
     }
     async _pollLoop() {
       while (!this.closed && this.transport === 'polling' && !this.upgrading) {
-        this.polling = (async () => {
-          const r = await fetch(this._url('http', 'polling'), { signal: this.abort.signal, credentials: 'omit', cache: 'no-store' });
-          if (!r.ok) throw new Error('HTTP ' + r.status);
-          return r.text();
-        })();
+        this.polling = this._fetch().then((r) => r.text());
         let body;
         try { body = await this.polling; } catch (e) { return this.close('polling: ' + e.message); } finally { this.polling = null; }
         this._onPackets(body.split('\x1e'));
@@ -301,8 +283,7 @@
     async _flushPost() {
       if (this.posting || !this.outbox.length || this.transport !== 'polling' || this.upgrading) return;
       const body = this.outbox.splice(0).join('\x1e');
-      this.posting = fetch(this._url('http', 'polling'), { method: 'POST', body, signal: this.abort.signal, credentials: 'omit', headers: { 'Content-Type': 'text/plain;charset=UTF-8' } })
-        .then((r) => { if (!r.ok) throw new Error('HTTP ' + r.status); })
+      this.posting = this._fetch({ method: 'POST', body, headers: { 'Content-Type': 'text/plain;charset=UTF-8' } })
         .catch((e) => this.close('polling send: ' + e.message))
         .finally(() => { this.posting = null; this._flushPost(); });
     }
@@ -327,9 +308,7 @@
         try { await this.posting; } catch (e) { /* reported */ }
         if (this.closed) return;
         this.ws = ws; this.transport = 'websocket';
-        ws.onmessage = (m) => { if (typeof m.data === 'string') this._onPacket(m.data); };
-        ws.onclose = () => this.close('websocket closed');
-        ws.onerror = () => this.close('websocket error');
+        this._own(ws);
         ws.send('5');
         const queued = this.outbox.splice(0);
         for (const p of queued) ws.send(p);
@@ -337,15 +316,18 @@
         this.h.onTransport('websocket');
       };
     }
+    _own(ws) {
+      ws.onmessage = (m) => { if (typeof m.data === 'string') this._onPacket(m.data); };
+      ws.onclose = () => this.close('websocket closed');
+      ws.onerror = () => this.close('websocket error');
+    }
     _wsOpen() {
       this.transport = 'websocket';
       let ws;
       try { ws = new WebSocket(this._url('ws', 'websocket')); } catch (e) { return setTimeout(() => this.close('websocket: ' + e.message)); }
       this.ws = ws;
       this.h.onTransport('websocket');
-      ws.onmessage = (m) => { if (typeof m.data === 'string') this._onPacket(m.data); };
-      ws.onclose = () => this.close('websocket closed');
-      ws.onerror = () => this.close('websocket error');
+      this._own(ws);
       ws.onopen = () => { for (const p of this.outbox.splice(0)) ws.send(p); };
     }
     close(reason) {
@@ -360,9 +342,9 @@
 
   function mediatorURLs(m) {
     let u;
-    try { u = new URL(m || global.location.origin, global.location ? global.location.href : undefined); } catch (e) { throw new Error('p2pcdn: invalid mediator address ' + JSON.stringify(m)); }
+    try { u = new URL(m || global.location.origin, global.location ? global.location.href : undefined); } catch (e) { raise('p2pcdn: invalid mediator address ' + JSON.stringify(m)); }
     const secure = u.protocol === 'wss:' || u.protocol === 'https:';
-    if (!/^(wss?|https?):$/.test(u.protocol)) throw new Error('p2pcdn: mediator must be a ws:, wss:, http: or https: URL, not ' + m);
+    if (!/^(wss?|https?):$/.test(u.protocol)) raise('p2pcdn: mediator must be a ws:, wss:, http: or https: URL, not ' + m);
     return { http: (secure ? 'https://' : 'http://') + u.host, ws: (secure ? 'wss://' : 'ws://') + u.host };
   }
 
@@ -419,7 +401,7 @@
   }
 
   // ---------- WebRTC ----------
-  // iceDone waits for candidate gathering (signals are non-trickle). With no
+  // iceDone waits for candidate gathering (for complete SDP). With no
   // ICE servers only host candidates can come: the UDP ones arrive together at
   // once (within 1 ms, measured), and Chromium adds TCP ones (active, useless
   // without a passive peer) 100-200 ms later, so a short quiet period after a
@@ -476,7 +458,7 @@
           }
           if (this.rxLen < 4) return;
           const head = this._peek(4), len = new DataView(head.buffer, head.byteOffset, 4).getUint32(0);
-          if (len > MAX_WIRE_MSG) throw new Error('message of ' + len + ' bytes is too large');
+          if (len > MAX_WIRE_MSG) raise('message of ' + len + ' bytes is too large');
           if (this.rxLen < 4 + len) return;
           const msg = this._take(4 + len);
           if (len) this._onMessage(msg[4], msg.subarray(5));
@@ -498,8 +480,8 @@
       return out;
     }
     _onHandshake(h) {
-      for (let i = 0; i < 20; i++) if (h[i] !== PSTR[i]) throw new Error('not a BitTorrent handshake');
-      if (toHex(h.subarray(28, 48)) !== this.t.hash) throw new Error('handshake for another file');
+      for (let i = 0; i < 20; i++) if (h[i] !== PSTR[i]) raise('not a BitTorrent handshake');
+      if (toHex(h.subarray(28, 48)) !== this.t.hash) raise('handshake for another file');
       this.gotHandshake = true;
       if (!this.initiator) this._sendHandshake();
       const ext = { m: { p2pcdn_info: EXT_INFO_ID } };
@@ -516,38 +498,38 @@
     hasPiece(i) { return (this.remoteBits[i >> 3] >> (7 - (i & 7))) & 1; }
     _setPiece(i) {
       if (i >= this.remoteBits.length * 8) {
-        if (i >= 8 << 20) throw new Error('have for piece ' + i + ' is out of range');
+        if (i >= 8 << 20) raise('have for piece ' + i + ' is out of range');
         const nb = new Uint8Array((i >> 3) + 1); nb.set(this.remoteBits); this.remoteBits = nb;
       }
       this.remoteBits[i >> 3] |= 0x80 >> (i & 7);
     }
     _onMessage(id, p) {
       const dv = new DataView(p.buffer, p.byteOffset, p.length);
-      const need = (n) => { if (p.length !== n) throw new Error('message ' + id + ' has ' + p.length + ' bytes, want ' + n); };
+      const need = (n) => { if (p.length !== n) raise('message ' + id + ' has ' + p.length + ' bytes, want ' + n); };
       switch (id) {
         case 0: this.peerChoking = true; this.t._returnRequests(this); break;
         case 1: this.peerChoking = false; this.t._fill(this); break;
         case 2: this.peerInterested = true; this.t._maybeUnchoke(this); break;
         case 3: this.peerInterested = false; break;
-        case 4: need(4); { const i = dv.getUint32(0); if (this.t.info && i >= this.t.info.pieces_amount) throw new Error('have for piece ' + i + ' out of range'); this._setPiece(i); } this.t._onRemoteHave(this); break;
+        case 4: need(4); { const i = dv.getUint32(0); if (this.t.info && i >= this.t.info.pieces_amount) raise('have for piece ' + i + ' out of range'); this._setPiece(i); } this.t._onRemoteHave(this); break;
         case 5:
-          if (this.sawBitfield) throw new Error('second bitfield');
-          if (this.t.info && p.length !== Math.ceil(this.t.info.pieces_amount / 8)) throw new Error('bitfield of ' + p.length + ' bytes for ' + this.t.info.pieces_amount + ' pieces');
-          if (p.length > 1 << 20) throw new Error('bitfield too large');
+          if (this.sawBitfield) raise('second bitfield');
+          if (this.t.info && p.length !== Math.ceil(this.t.info.pieces_amount / 8)) raise('bitfield of ' + p.length + ' bytes for ' + this.t.info.pieces_amount + ' pieces');
+          if (p.length > 1 << 20) raise('bitfield too large');
           this.sawBitfield = true;
           { const nb = new Uint8Array(Math.max(p.length, this.remoteBits.length)); nb.set(this.remoteBits); for (let i = 0; i < p.length; i++) nb[i] |= p[i]; this.remoteBits = nb; }
           this.t._maybeUnchoke(this); this.t._onRemoteHave(this); break;
         case 6: need(12); this.t._onRequest(this, dv.getUint32(0), dv.getUint32(4), dv.getUint32(8)); break;
-        case 7: if (p.length < 8) throw new Error('short piece message'); this.t._onBlock(this, dv.getUint32(0), dv.getUint32(4), p.subarray(8)); break;
+        case 7: if (p.length < 8) raise('short piece message'); this.t._onBlock(this, dv.getUint32(0), dv.getUint32(4), p.subarray(8)); break;
         case 8: need(12); { const i = dv.getUint32(0), b = dv.getUint32(4); this.uploads = this.uploads.filter((u) => u.index !== i || u.begin !== b); } break;
-        case 20: if (!p.length) throw new Error('empty extended message'); this._onExtended(p[0], p.subarray(1)); break;
+        case 20: if (!p.length) raise('empty extended message'); this._onExtended(p[0], p.subarray(1)); break;
         default: break; // unknown messages are ignored (BEP 3)
       }
     }
     _onExtended(ext, p) {
       if (ext === 0) {
         const d = bdecode(p).value;
-        if (!d || typeof d !== 'object' || Array.isArray(d) || d instanceof Uint8Array) throw new Error('extended handshake is not a dictionary');
+        if (!d || typeof d !== 'object' || Array.isArray(d) || d instanceof Uint8Array) raise('extended handshake is not a dictionary');
         const m = d.m && typeof d.m === 'object' && !(d.m instanceof Uint8Array) ? d.m : {};
         const id = m.p2pcdn_info;
         this.remoteInfoId = Number.isInteger(id) && id > 0 && id < 256 ? id : 0;
@@ -557,9 +539,9 @@
       }
       if (ext !== EXT_INFO_ID) return;
       const r = bdecode(p), d = r.value;
-      if (!d || typeof d !== 'object' || d instanceof Uint8Array) throw new Error('p2pcdn_info message is not a dictionary');
+      if (!d || typeof d !== 'object' || d instanceof Uint8Array) raise('p2pcdn_info message is not a dictionary');
       const type = d.msg_type, piece = d.piece;
-      if (!Number.isInteger(type) || !Number.isInteger(piece) || piece < 0) throw new Error('p2pcdn_info message without msg_type or piece');
+      if (!Number.isInteger(type) || !Number.isInteger(piece) || piece < 0) raise('p2pcdn_info message without msg_type or piece');
       if (type === 0) this.t._onInfoRequest(this, piece);
       else if (type === 1) this.t._onInfoData(this, piece, d.total_size, p.subarray(r.end));
       else if (type === 2) this.t._onInfoReject(this);
@@ -792,7 +774,7 @@
       w.inflight.delete(key);
       const p = this.partial.get(index);
       if (p) p.requested[begin / BLOCK]--;
-      if (data.length !== r.length) throw new Error('block ' + key + ' has ' + data.length + ' bytes, asked ' + r.length);
+      if (data.length !== r.length) raise('block ' + key + ' has ' + data.length + ' bytes, asked ' + r.length);
       w.downloaded += data.length;
       if (p && !p.got[begin / BLOCK] && !p.verifying) {
         p.buf.set(data, begin); p.got[begin / BLOCK] = 1; p.gotCount++; p.from.add(w.remoteId);
@@ -835,7 +817,7 @@
       if (w.amChoking || !this.info) return;
       if (index >= this.info.pieces_amount || !this.have[index]) return; // we never advertised it
       const len = this.pieceLen(index);
-      if (begin >= len || length === 0 || length > MAX_REQUEST) throw new Error('bad request ' + index + ':' + begin + '+' + length);
+      if (begin >= len || length === 0 || length > MAX_REQUEST) raise('bad request ' + index + ':' + begin + '+' + length);
       // Whole-piece requests for the short last piece get the bytes that exist.
       w.queueUpload({ index, begin, length: Math.min(length, len - begin) });
     }
@@ -861,7 +843,7 @@
       const f = this.infoFetch;
       if (!f || f.wire !== w) return;
       const n = f.got.length;
-      if (total !== f.size || piece >= n || data.length !== Math.min(INFO_PIECE, f.size - piece * INFO_PIECE)) throw new Error('p2pcdn_info data does not match the advertised size');
+      if (total !== f.size || piece >= n || data.length !== Math.min(INFO_PIECE, f.size - piece * INFO_PIECE)) raise('p2pcdn_info data does not match the advertised size');
       if (f.got[piece]) return;
       f.buf.set(data, piece * INFO_PIECE); f.got[piece] = 1;
       if (++f.count === n) this._acceptInfo(w, f);
@@ -929,6 +911,7 @@
       opts = opts || {};
       this.peerId = randomHex(20);
       this.iceServers = Array.isArray(opts.iceServers) ? opts.iceServers : [];
+      this.trickle = opts.trickle !== false; // mark offers so that our answerers trickle (see _answer)
       this.cacheEnabled = !!opts.cache;
       this.debug = !!opts.debug;
       this.transfers = new Map();
@@ -982,9 +965,11 @@
         if (typeof from !== 'string' || !HEX40.test(from) || typeof data !== 'string' || data.length > 65536 || t.banned.has(from)) return;
         let sig;
         try { sig = JSON.parse(data); } catch (e) { return this.log('ignoring a malformed signal from', from.slice(0, 8)); }
+        const w = t.wires.get(from), c = sig && sig.candidate;
+        if (c && typeof c.candidate === 'string') { if (w && w.cand) w.cand(c); return; }
         if (!sig || typeof sig.sdp !== 'string') return;
-        if (sig.type === 'offer') this._answer(t, from, sig.sdp);
-        else if (sig.type === 'answer') { const w = t.wires.get(from); if (w && w.initiator && w.onAnswer) w.onAnswer(sig.sdp); }
+        if (sig.type === 'offer') this._answer(t, from, sig.sdp, sig.trickle === true);
+        else if (sig.type === 'answer' && w && w.initiator && w.onAnswer) w.onAnswer(sig.sdp);
       }
     }
     _getPeers(t, force) {
@@ -1004,8 +989,10 @@
       t.announced = true;
       if (this.established) this.link.send('announce', t.hash);
     }
-    async _dial(t, remoteId) {
-      const w = new Wire(t, remoteId, true);
+    _sig(t, id, o) { this.link.send('signal', t.hash, id, JSON.stringify(o)); }
+    async _dial(t, id) {
+      const w = new Wire(t, id, true), early = [];
+      w.cand = (c) => early.push(c); // until the answer is applied
       t.addWire(w);
       let pc;
       try {
@@ -1016,36 +1003,44 @@
         await pc.setLocalDescription(await pc.createOffer());
         await iceDone(pc, 5000, !this.iceServers.length);
         if (w.closed) return;
-        this.link.send('signal', t.hash, remoteId, JSON.stringify({ type: 'offer', sdp: pc.localDescription.sdp }));
+        this._sig(t, id, { type: 'offer', sdp: pc.localDescription.sdp, trickle: this.trickle || undefined });
         const sdp = await Promise.race([answered, sleep(20000).then(() => null)]);
         w.onAnswer = null;
         if (w.closed) return;
         if (sdp === null) return w.close('no answer within 20 s');
         await pc.setRemoteDescription({ type: 'answer', sdp });
+        w.cand = (c) => pc.addIceCandidate(c).catch((e) => this.log('bad candidate:', e.message));
+        early.forEach(w.cand);
         w.attach(pc, dc);
         await this._openedOrClose(w, dc);
       } catch (e) { w.close('connecting failed: ' + e.message); if (pc) pc.close(); }
     }
-    async _answer(t, remoteId, sdp) {
-      const old = t.wires.get(remoteId);
+    // A trickle offer comes from our code: answer at once, then send each
+    // candidate as simple-peer does; others need complete SDP.
+    async _answer(t, id, sdp, trickle) {
+      const old = t.wires.get(id);
       if (old) {
         // Both sides dialled each other: the offer of the smaller id wins.
-        if (old.initiator && !old.dc && this.peerId > remoteId) old.close('crossed offers');
+        if (old.initiator && !old.dc && this.peerId > id) old.close('crossed offers');
         else return;
       }
       if (t.wires.size >= MAX_WIRES || !t.info && !t.wanted) return;
-      const w = new Wire(t, remoteId, false);
+      const w = new Wire(t, id, false);
       t.addWire(w);
       let pc;
       try {
         pc = new RTCPeerConnection({ iceServers: this.iceServers });
         w.pc = pc;
         const channel = new Promise((resolve) => { pc.ondatachannel = (e) => resolve(e.channel); });
+        let early = [];
+        const cand = (c) => c && !w.closed && this._sig(t, id, { type: 'candidate', candidate: c.toJSON() });
+        if (trickle) pc.onicecandidate = (e) => early ? early.push(e.candidate) : cand(e.candidate);
         await pc.setRemoteDescription({ type: 'offer', sdp });
         await pc.setLocalDescription(await pc.createAnswer());
-        await iceDone(pc, 5000, !this.iceServers.length);
+        if (!trickle) await iceDone(pc, 5000, !this.iceServers.length);
         if (w.closed) return;
-        this.link.send('signal', t.hash, remoteId, JSON.stringify({ type: 'answer', sdp: pc.localDescription.sdp }));
+        this._sig(t, id, { type: 'answer', sdp: pc.localDescription.sdp });
+        early.forEach(cand); early = null;
         const dc = await Promise.race([channel, sleep(20000).then(() => null)]);
         if (w.closed) return;
         if (!dc) return w.close('no data channel within 20 s');
@@ -1065,10 +1060,10 @@
     }
     // seed hashes a file and shares it until close(); it resolves to its info dictionary.
     async seed(blob, opts) {
-      if (this.closed) throw new Error('p2pcdn: node is closed');
+      if (this.closed) raise('p2pcdn: node is closed');
       if (!(blob instanceof Blob)) throw new TypeError('p2pcdn: seed needs a File or Blob');
       const name = (opts && opts.name) || blob.name || 'file';
-      if (!blob.size) throw new Error('p2pcdn: cannot share ' + name + ': it is empty (0-byte files have no hash)');
+      if (!blob.size) raise('p2pcdn: cannot share ' + name + ': it is empty (0-byte files have no hash)');
       const info = await hashBlob(blob, name);
       this._addComplete(info, blob);
       return JSON.parse(JSON.stringify(info));
@@ -1083,11 +1078,11 @@
     // fetch downloads and verifies a file by full hash or info dictionary; it resolves to a Blob.
     async fetch(hashOrInfo, opts) {
       opts = opts || {};
-      if (this.closed) throw new Error('p2pcdn: node is closed');
+      if (this.closed) raise('p2pcdn: node is closed');
       let hash, info = null;
       if (typeof hashOrInfo === 'string') hash = hashOrInfo.trim().toLowerCase();
       else if (hashOrInfo && typeof hashOrInfo === 'object') { info = await checkInfo(hashOrInfo); hash = info.full_hash; }
-      if (!HEX40.test(hash || '')) throw new Error('p2pcdn: ' + JSON.stringify(hash) + ' is not a full hash (40 hex characters)');
+      if (!HEX40.test(hash || '')) raise('p2pcdn: ' + JSON.stringify(hash) + ' is not a full hash (40 hex characters)');
       const t = this._transfer(hash);
       if (info && !t.info) t.setInfo(info);
       const onProgress = typeof opts.onProgress === 'function' ? opts.onProgress : null;
@@ -1130,14 +1125,14 @@
     async includeImage(hashOrInfo, target, opts) {
       const blob = await this.fetch(hashOrInfo, opts);
       const el = typeof target === 'string' ? document.querySelector(target) : target;
-      if (!el) throw new Error('p2pcdn: no element matches ' + target);
+      if (!el) raise('p2pcdn: no element matches ' + target);
       el.src = URL.createObjectURL(blob);
       return el;
     }
     async includeDownload(hashOrInfo, target, opts) {
       const blob = await this.fetch(hashOrInfo, opts);
       const el = typeof target === 'string' ? document.querySelector(target) : target;
-      if (!el) throw new Error('p2pcdn: no element matches ' + target);
+      if (!el) raise('p2pcdn: no element matches ' + target);
       const t = this.transfers.get(typeof hashOrInfo === 'string' ? hashOrInfo.trim().toLowerCase() : hashOrInfo.full_hash);
       const a = document.createElement('a');
       a.href = URL.createObjectURL(blob);
@@ -1179,13 +1174,13 @@
     };
     const lookup = (name) => {
       const i = infos.find((x) => x && x.file_name === name);
-      if (!i) throw new Error('cdn: no info dictionary for a file named ' + JSON.stringify(name) + ' was passed to initialize');
+      if (!i) raise('cdn: no info dictionary for a file named ' + JSON.stringify(name) + ' was passed to initialize');
       return i;
     };
     const done = (name) => { for (const cb of callbacks.get(name) || []) { try { cb(); } catch (e) { console.error('cdn: onFileDownloaded callback failed:', e); } } };
     const include = (names, selectors, kind) => {
-      if (!Array.isArray(names) || !Array.isArray(selectors) || names.length !== selectors.length) throw new Error('cdn: fileNames and cssSelectors must be lists of equal length');
-      if (!main) throw new Error('cdn: call initialize first');
+      if (!Array.isArray(names) || !Array.isArray(selectors) || names.length !== selectors.length) raise('cdn: fileNames and cssSelectors must be lists of equal length');
+      if (!main) raise('cdn: call initialize first');
       names.forEach((name, i) => {
         const info = lookup(name);
         const job = kind === 'image' ? main.includeImage(info, selectors[i]) : main.includeDownload(info, selectors[i], { fileName: info.file_name });
