@@ -101,6 +101,8 @@ func runGet(cctx *cli.Context) error {
 	switch {
 	case errors.Is(err, fetch.ErrNoPeers):
 		return withCode(exitNoPeers, err)
+	case errors.Is(err, fetch.ErrVerify):
+		return withCode(exitVerifyFail, err)
 	case err != nil:
 		return err
 	}

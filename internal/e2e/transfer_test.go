@@ -136,6 +136,9 @@ func TestLyingSeeder(t *testing.T) {
 	if code == 0 {
 		t.Fatal("get succeeded from a seeder serving wrong bytes")
 	}
+	if code != 4 { // "verification failed", distinct from no peers (3)
+		t.Errorf("get exited %d with only a lying seeder, want 4 (verification failed); stderr:\n%s", code, p.Stderr())
+	}
 	if !strings.Contains(p.Stderr(), "banning peer") {
 		t.Errorf("the lying seeder was not banned; stderr:\n%s", p.Stderr())
 	}

@@ -31,6 +31,9 @@ var (
 	// ErrStalled: peers were found but the download made no progress for
 	// the timeout.
 	ErrStalled = errors.New("download stalled")
+	// ErrVerify: the peers that sent data sent corrupt pieces or a false
+	// info dictionary (and were banned), and no honest peer came in time.
+	ErrVerify = errors.New("verification failed")
 	// ErrExists: a file exists at the target path already; it is never
 	// overwritten.
 	ErrExists = errors.New("target file exists")
@@ -294,6 +297,10 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 				lastHave, lastDown, lastProgress = st.PiecesHave, st.Downloaded, time.Now()
 			}
 			if time.Since(lastProgress) > d.cfg.Timeout {
+				if st.Banned > 0 && st.Peers == 0 {
+					return fmt.Errorf("%w: %d peer(s) sent data that did not match the full hash and were banned, and no other peer came in %s",
+						ErrVerify, st.Banned, d.cfg.Timeout)
+				}
 				if !everConnected {
 					return fmt.Errorf("%w (%s) for %s", ErrNoPeers, d.cfg.Timeout, d.cfg.Hash)
 				}

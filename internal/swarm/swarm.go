@@ -114,6 +114,7 @@ type Stats struct {
 	Uploaded, Downloaded    int64 // block bytes
 	Peers                   int
 	PiecesHave, PiecesTotal int // PiecesTotal is 0 while the info is unknown
+	Banned                  int // peers banned for corrupt data or a false info dictionary
 	PerPeer                 []PeerStats
 }
 
@@ -235,7 +236,8 @@ func (t *Torrent) Info() *content.Info {
 func (t *Torrent) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := Stats{Uploaded: t.up.Load(), Downloaded: t.down.Load(), Peers: len(t.peers), PiecesHave: t.haveCount}
+	s := Stats{Uploaded: t.up.Load(), Downloaded: t.down.Load(), Peers: len(t.peers), PiecesHave: t.haveCount,
+		Banned: len(t.banned)}
 	if t.info != nil {
 		s.PiecesTotal = t.info.PiecesAmount
 	}
