@@ -24,7 +24,8 @@ func peerFlags() []cli.Flag {
 		&cli.StringFlag{
 			Name:    "mediator",
 			EnvVars: []string{"P2PCDN_MEDIATOR"},
-			Usage:   "mediator `URL` (ws://host:port, http://host:port or host:port)",
+			Usage: "mediator `URL` (ws://host:port, http://host:port or host:port); default: seed runs an embedded " +
+				"one on " + defaultMediatorAddr + ", get uses ws://" + defaultMediatorAddr,
 		},
 		&cli.StringSliceFlag{
 			Name:    "ice-server",
