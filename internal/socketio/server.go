@@ -551,20 +551,10 @@ func writePollResponse(w http.ResponseWriter, body []byte) {
 
 // poll answers a long-polling GET with the queued packets, waiting for some if there are none.
 func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
-	c.mu.Lock()
-	if c.polling {
-		c.mu.Unlock()
-		s.fail(w, errCodeBadRequest, "")
-		c.protocolError(errors.New("overlapping long-poll requests"))
+	if !s.enter(w, c, &c.polling, "long-poll") {
 		return
 	}
-	c.polling = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.polling = false
-		c.mu.Unlock()
-	}()
+	defer c.leave(&c.polling)
 	// Safety net: the server pings every PingInterval, so a poll normally ends well before this.
 	limit := time.NewTimer(s.PingInterval + s.PingTimeout)
 	defer limit.Stop()
@@ -631,20 +621,10 @@ func (c *Conn) takeLocked() []byte {
 
 // post accepts a polling body of packets separated by "\x1e".
 func (s *Server) post(w http.ResponseWriter, r *http.Request, c *Conn) {
-	c.mu.Lock()
-	if c.posting {
-		c.mu.Unlock()
-		s.fail(w, errCodeBadRequest, "")
-		c.protocolError(errors.New("overlapping polling POST requests"))
+	if !s.enter(w, c, &c.posting, "polling POST") {
 		return
 	}
-	c.posting = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.posting = false
-		c.mu.Unlock()
-	}()
+	defer c.leave(&c.posting)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.MaxPayload)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -673,4 +653,27 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, c *Conn) {
 	}
 	w.Header().Set("Content-Type", "text/html")
 	_, _ = io.WriteString(w, "ok")
+}
+
+// enter claims one of c's polling request slots (busy is c.polling or
+// c.posting). Engine.IO allows one request of each kind at a time: a second
+// one is a protocol error that fails the request and closes the connection.
+func (s *Server) enter(w http.ResponseWriter, c *Conn, busy *bool, kind string) bool {
+	c.mu.Lock()
+	taken := *busy
+	*busy = true
+	c.mu.Unlock()
+	if taken {
+		s.fail(w, errCodeBadRequest, "")
+		c.protocolError(fmt.Errorf("overlapping %s requests", kind))
+		return false
+	}
+	return true
+}
+
+// leave releases a slot claimed by enter.
+func (c *Conn) leave(busy *bool) {
+	c.mu.Lock()
+	*busy = false
+	c.mu.Unlock()
 }
