@@ -131,31 +131,22 @@ func splitArray(data []byte) ([]json.RawMessage, error) {
 		return []json.RawMessage{}, nil
 	}
 	// Count the elements first so the result is one allocation of the right size.
-	n := 1
-	depth, inStr, esc := 0, false, false
-	for _, b := range data[i:] {
-		switch {
-		case esc:
-			esc = false
-		case inStr:
-			if b == '\\' {
-				esc = true
-			} else if b == '"' {
-				inStr = false
-			}
-		case b == '"':
-			inStr = true
-		case b == '[' || b == '{':
-			depth++
-		case b == ']' || b == '}':
-			depth--
-		case b == ',' && depth == 0:
-			n++
-		}
-	}
+	n := 0
+	eachElementEnd(data, i, func(int) { n++ })
 	out := make([]json.RawMessage, 0, n)
 	start := i
-	depth, inStr, esc = 0, false, false
+	eachElementEnd(data, i, func(j int) {
+		out = append(out, trimSpace(data[start:j]))
+		start = j + 1
+	})
+	return out, nil
+}
+
+// eachElementEnd calls end(j) for every j at or after i where data holds the
+// ',' or ']' that ends a top-level element of the array whose body starts at i
+// (data is valid JSON).
+func eachElementEnd(data []byte, i int, end func(j int)) {
+	depth, inStr, esc := 0, false, false
 	for ; i < len(data); i++ {
 		b := data[i]
 		switch {
@@ -174,11 +165,9 @@ func splitArray(data []byte) ([]json.RawMessage, error) {
 		case (b == ']' || b == '}') && depth > 0:
 			depth--
 		case (b == ',' || b == ']') && depth == 0:
-			out = append(out, trimSpace(data[start:i]))
-			start = i + 1
+			end(i)
 		}
 	}
-	return out, nil
 }
 
 func skipSpace(data []byte, i int) int {
