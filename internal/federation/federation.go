@@ -37,6 +37,10 @@ type Config struct {
 	// DHTListen is the UDP address of our DHT node; empty means ":0"
 	// (every interface, a free port).
 	DHTListen string
+	// PacketConn, when set, is the UDP socket the DHT node uses instead of
+	// listening on DHTListen: the mediator shares one port between the DHT
+	// and STUN/TURN and hands the DHT its share. The Federation closes it.
+	PacketConn net.PacketConn
 	// Bootstrap lists host:port of DHT nodes to join through. Empty means
 	// none: the node then only learns of nodes that contact it.
 	Bootstrap []string
@@ -184,9 +188,13 @@ func New(cfg Config) (*Federation, error) {
 		log = slog.Default()
 	}
 	log = log.With("component", "federation")
-	conn, err := net.ListenPacket("udp", cfg.DHTListen)
-	if err != nil {
-		return nil, fmt.Errorf("federation: listening for the DHT on UDP %s: %w", cfg.DHTListen, err)
+	conn := cfg.PacketConn
+	if conn == nil {
+		var err error
+		conn, err = net.ListenPacket("udp", cfg.DHTListen)
+		if err != nil {
+			return nil, fmt.Errorf("federation: listening for the DHT on UDP %s: %w", cfg.DHTListen, err)
+		}
 	}
 	f := &Federation{
 		cfg:     cfg,
