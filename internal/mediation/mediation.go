@@ -78,8 +78,9 @@ type Handshake struct {
 	Type ConnType
 }
 
-// Established accepts a handshake.
-type Established struct{}
+// Established accepts a handshake. Caps is nil in the prototype's form (no
+// argument) and set when a mediator of ours sends its capabilities (ice.go).
+type Established struct{ Caps *Capabilities }
 
 // GetPeers asks who seeds Hash.
 type GetPeers struct{ Hash string }
@@ -114,8 +115,13 @@ func (Announce) Event() string    { return EventAnnounce }
 func (Finish) Event() string      { return EventFinish }
 
 func (m Handshake) Args() []any { return []any{m.ID, int(m.Type)} }
-func (Established) Args() []any { return nil }
-func (m GetPeers) Args() []any  { return []any{m.Hash} }
+func (m Established) Args() []any {
+	if m.Caps == nil {
+		return nil
+	}
+	return []any{m.Caps}
+}
+func (m GetPeers) Args() []any { return []any{m.Hash} }
 
 // Args never encodes a nil list as null: the prototype's peers iterate it.
 func (m Peers) Args() []any {
@@ -209,10 +215,11 @@ func Decode(name string, args []json.RawMessage) (Message, error) {
 		}
 		return Handshake{ID: id, Type: t}, nil
 	case EventEstablished:
-		if err := d.count(0); err != nil {
-			return nil, err
-		}
-		return Established{}, nil
+		return d.established()
+	case EventGetICEServers:
+		return d.getICEServers()
+	case EventICEServers:
+		return d.iceServers()
 	case EventGetPeers, EventAnnounce, EventFinish:
 		if err := d.count(1); err != nil {
 			return nil, err

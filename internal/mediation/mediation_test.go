@@ -87,7 +87,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"peers", `["` + hashA + `",null]`, 2, "want an array, got null"},
 		{"peers", `["` + hashA + `",[1]]`, 2, "element 0: want a string"},
 		{"peers", `["` + hashA + `",["` + idA + `","nope"]]`, 2, "element 1"},
-		{"established", `[1]`, 0, "want 0 arguments"},
+		{"established", `[1]`, 1, "want an object, got a number"},
+		{"established", `[{"p2pcdn":1},2]`, 0, "want 0 or 1 arguments"},
 	}
 	for _, tt := range tests {
 		_, err := Decode(tt.name, rawArgs(t, tt.args))
@@ -188,6 +189,9 @@ func FuzzDecode(f *testing.F) {
 		{"announce", `[1e999]`},
 		{"handshake", `["` + idA + `",-0]`},
 		{"x", `[]`},
+		{"established", `[{"p2pcdn":1,"batch":1000,"ice_servers":[{"urls":["stun:h:1"]},{"urls":["turn:h:1?transport=udp"],"username":"1:a","credential":"c"}],"ice_expires":1}]`},
+		{"ice_servers", `[{"ice_servers":[{"urls":["stun:h:1"]}],"ice_expires":5}]`},
+		{"get_ice_servers", `[]`},
 	}
 	for _, s := range seeds {
 		f.Add(s.name, s.args)
