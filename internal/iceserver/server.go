@@ -364,9 +364,9 @@ func (s *Server) onAuth(_, _ net.Addr, _, _, _ string, _ string, verdict bool) {
 	}
 }
 
-func (s *Server) quota(username, _ string, src net.Addr) bool {
-	peer, err := parseUsername(username, time.Now())
-	if err != nil {
+// quota is called with the user id auth returned: the peer id.
+func (s *Server) quota(peer, _ string, src net.Addr) bool {
+	if !mediation.ValidPeerID(peer) {
 		s.metrics.refuse(refuseBadUsername)
 		return false
 	}
