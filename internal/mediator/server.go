@@ -95,6 +95,9 @@ type Server struct {
 	// Federation, when set, supplies peers of other mediators and relays
 	// signals to them.
 	Federation Federation
+	// ICE, when set, gives MEDIATION peers STUN and TURN servers in
+	// established and answers get_ice_servers (ice.go).
+	ICE ICEProvider
 	// Fallback serves every path that is not the mediator's own
 	// (/socket.io/, /healthz, /metrics); nil answers 404.
 	Fallback http.Handler
@@ -451,7 +454,7 @@ func (h *conn) handshake(m mediation.Handshake) bool {
 		if !same {
 			return h.drop(dropUnexpected, true, errors.New("second handshake with another id or type"))
 		}
-		return h.s.emit(h.c, mediation.Established{}) == nil
+		return h.s.emit(h.c, h.established()) == nil
 	}
 	switch m.Type {
 	case mediation.Mediation:
@@ -472,7 +475,7 @@ func (h *conn) handshake(m mediation.Handshake) bool {
 		h.s.metrics.replications.Inc()
 		h.log(slog.LevelInfo, "mediator connected", "mediator", m.ID)
 	}
-	return h.s.emit(h.c, mediation.Established{}) == nil
+	return h.s.emit(h.c, h.established()) == nil
 }
 
 func (h *conn) fromPeer(m mediation.Message) bool {
@@ -493,6 +496,8 @@ func (h *conn) fromPeer(m mediation.Message) bool {
 		}
 	case mediation.Finish:
 		s.reg.finish(h.self, m.Hash)
+	case mediation.GetICEServers:
+		return h.answerICE()
 	case mediation.Signal:
 		if len(m.PeerID) != mediation.IDLen {
 			return h.drop(dropMalformed, true, errors.New("signal from a peer with a relay id"))
