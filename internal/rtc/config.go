@@ -49,6 +49,10 @@ const (
 type Config struct {
 	// ICEServers are STUN/TURN servers. Default none.
 	ICEServers []webrtc.ICEServer
+	// ExtraICEServers, if set, is called for each new peer connection and its servers are used after
+	// ICEServers: servers learned at run time, such as a mediator's TURN relay whose credentials expire.
+	// It must be safe for concurrent use and should return quickly (it is called while connecting).
+	ExtraICEServers func() []webrtc.ICEServer
 	// Loopback restricts ICE to UDP4 on loopback addresses: only loopback local candidates, remote
 	// candidates other than loopback dropped, mDNS off. For tests and single-host use.
 	Loopback bool

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/pion/datachannel"
@@ -66,6 +67,14 @@ func New(cfg Config) (*Transport, error) {
 		pcs:   make(map[*webrtc.PeerConnection]struct{}),
 		conns: make(map[*conn]struct{}),
 	}, nil
+}
+
+// iceServers returns the configured servers followed by those ExtraICEServers gives now.
+func (t *Transport) iceServers() []webrtc.ICEServer {
+	if t.cfg.ExtraICEServers == nil {
+		return t.cfg.ICEServers
+	}
+	return slices.Concat(t.cfg.ICEServers, t.cfg.ExtraICEServers())
 }
 
 func isLoopback4(ip net.IP) bool { return ip.To4() != nil && ip.IsLoopback() }
@@ -150,12 +159,13 @@ type session struct {
 }
 
 func (t *Transport) newSession() (*session, error) {
+	servers := t.iceServers()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return nil, ErrClosed
 	}
-	pc, err := t.api.NewPeerConnection(webrtc.Configuration{ICEServers: t.cfg.ICEServers})
+	pc, err := t.api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
