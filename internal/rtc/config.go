@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -77,6 +78,11 @@ type Config struct {
 	SocketBuffer int
 	// SCTPRTOMax caps SCTP's retransmission timeout backoff; 0 means DefaultSCTPRTOMax.
 	SCTPRTOMax time.Duration
+
+	// net replaces the operating system's network (tests: pion's simulated vnet).
+	net transport.Net
+	// tune, if set, adjusts pion's settings after ours (benchmarks compare variants with it).
+	tune func(*webrtc.SettingEngine)
 }
 
 func (c Config) withDefaults() Config {

@@ -42,7 +42,11 @@ func New(cfg Config) (*Transport, error) {
 	se.SetSCTPMaxMessageSize(uint32(cfg.MaxMessageSize))
 	se.SetSCTPMaxReceiveBufferSize(uint32(cfg.SCTPReceiveBuffer))
 	se.SetSCTPRTOMax(cfg.SCTPRTOMax)
-	if cfg.SocketBuffer > 0 {
+	switch {
+	case cfg.net != nil:
+		se.SetNet(cfg.net)
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	case cfg.SocketBuffer > 0:
 		n, err := newBufferedNet(cfg.SocketBuffer)
 		if err != nil {
 			return nil, err
@@ -59,6 +63,9 @@ func New(cfg Config) (*Transport, error) {
 		se.SetRemoteIPFilter(isLoopback4)
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
+	if cfg.tune != nil {
+		cfg.tune(&se)
 	}
 	return &Transport{
 		cfg:   cfg,
