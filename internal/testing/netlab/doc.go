@@ -26,8 +26,8 @@
 // Only RFC 5737 documentation addresses are used. The internet is 203.0.113.0/24: its router,
 // 203.0.113.1, is every public node's default gateway, and it silently drops packets to any address it
 // does not know (a home LAN's, say), as the real internet does, so a peer trying such a candidate waits
-// instead of failing at once. Home LANs are /26s of 198.51.100.0/24 and then 192.0.2.0/24: router N's
-// LAN address is .1 of its /26 and its hosts follow. IPv6 is off everywhere.
+// instead of failing at once. Home LANs are /28s of 198.51.100.0/24 and then 192.0.2.0/24 (32 routers,
+// 13 hosts each): a router's LAN address is the first of its /28 and its hosts follow. IPv6 is off everywhere.
 //
 // A Router masquerades its LAN behind its public address with nftables: Cone keeps a socket's port for
 // every destination (`masquerade`), Symmetric gives each destination a new random port

@@ -69,13 +69,8 @@ var (
 	Gateway = netip.MustParseAddr("203.0.113.1")
 	// Internet is the public network.
 	Internet = netip.MustParsePrefix("203.0.113.0/24")
-	// lans are the home LANs given to routers in turn.
-	lans = []netip.Prefix{
-		netip.MustParsePrefix("198.51.100.0/26"), netip.MustParsePrefix("198.51.100.64/26"),
-		netip.MustParsePrefix("198.51.100.128/26"), netip.MustParsePrefix("198.51.100.192/26"),
-		netip.MustParsePrefix("192.0.2.0/26"), netip.MustParsePrefix("192.0.2.64/26"),
-		netip.MustParsePrefix("192.0.2.128/26"), netip.MustParsePrefix("192.0.2.192/26"),
-	}
+	// homes are the ranges cut into home LANs, given to routers in turn.
+	homes = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("192.0.2.0/24")}
 	firstPublic = netip.MustParseAddr("203.0.113.10")
 	validName   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
 )
@@ -92,9 +87,10 @@ type Lab struct {
 	mu       sync.Mutex
 	names    map[string]bool
 	next     netip.Addr // next free public address
-	routers  int
+	routers  int // routers made so far; router N gets home LAN N
 	internet int // interfaces made in the internet router
 	lines    []*delayLine
+	counters int
 }
 
 func newLab(t *testing.T) *Lab {
@@ -125,6 +121,7 @@ func newLab(t *testing.T) *Lab {
 	l.must(addNS(internetNS, true))
 	// A blackhole drops silently (an unreachable route would answer with ICMP).
 	l.must(ip("-n", internetNS, "route", "add", "blackhole", "default"))
+	l.must(nft(internetNS, countTable))
 	return l
 }
 
@@ -194,18 +191,33 @@ func (l *Lab) Router(name string, nat NAT, opts ...Option) *Router {
 	}
 	l.claim(name)
 	l.mu.Lock()
-	if l.routers == len(lans) {
-		l.mu.Unlock()
-		l.t.Fatalf("netlab: at most %d routers", len(lans))
-	}
-	lan := lans[l.routers]
+	lan, ok := homeLAN(l.routers)
 	l.routers++
 	l.mu.Unlock()
+	if !ok {
+		l.t.Fatalf("netlab: at most %d routers", lansPerHome*len(homes))
+	}
 	addr, inetIf := l.public()
 	l.must(addNS(name, true))
 	l.must(l.join(name, "wan0", addr, internetNS, inetIf, Gateway, o.link))
 	l.must(nft(name, routerRules(nat, o.dropUDP)))
 	return &Router{node: node{Name: name, ns: name}, lab: l, NAT: nat, Public: addr, LAN: lan, DropsUDP: o.dropUDP, next: lan.Addr().Next().Next()}
+}
+
+// lansPerHome is how many LANs each home range gives: /28s, of 13 hosts each.
+const (
+	lanBits     = 28
+	lansPerHome = 1 << (lanBits - 24)
+)
+
+// homeLAN is the nth home LAN.
+func homeLAN(n int) (netip.Prefix, bool) {
+	if n < 0 || n >= lansPerHome*len(homes) {
+		return netip.Prefix{}, false
+	}
+	a := homes[n/lansPerHome].Addr().As4()
+	a[3] = byte((n % lansPerHome) << (32 - lanBits))
+	return netip.PrefixFrom(netip.AddrFrom4(a), lanBits), true
 }
 
 func collect(opts []Option) options {

@@ -115,6 +115,7 @@ func TestLabNAT(t *testing.T) {
 		c1, s1, f1 := cone.Host("c1"), sym.Host("s1"), fw.Host("f1")
 		refl1, refl2 := reflector(t, pub1), reflector(t, pub2)
 		echo, echoPeers := tcpEcho(t, pub1)
+		toEcho, fromEcho := lab.Count(cone.Public, pub1.Addr), lab.Count(pub1.Addr, sym.Public)
 		for _, a := range []netip.Addr{pub1.Addr, pub2.Addr, cone.Public, sym.Public, fw.Public} {
 			if !Internet.Contains(a) {
 				t.Errorf("public address %s is outside %s", a, Internet)
@@ -204,6 +205,19 @@ func TestLabNAT(t *testing.T) {
 				}
 				if from := <-echoPeers; from != hr.r.Public {
 					t.Errorf("%s reached the server from %s, want its router's public address %s", h.Name, from, hr.r.Public)
+				}
+			}
+		})
+
+		t.Run("counters see traffic after NAT", func(t *testing.T) {
+			// c1's echo above went from cone's public address; s1's came back to sym's.
+			for _, c := range []*Counter{toEcho, fromEcho} {
+				n, err := c.Bytes()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n < 100 { // a TCP handshake and one exchange, at least
+					t.Errorf("counter %s saw %d bytes", c.name, n)
 				}
 			}
 		})
@@ -408,5 +422,27 @@ func TestUnavailableSaysWhy(t *testing.T) {
 func TestRunPattern(t *testing.T) {
 	if got, want := runPattern("TestA/b_c"), `^TestA$/^b_c$`; got != want {
 		t.Errorf("runPattern = %q, want %q", got, want)
+	}
+}
+
+func TestHomeLANs(t *testing.T) {
+	seen := map[netip.Prefix]bool{}
+	for n := 0; ; n++ {
+		p, ok := homeLAN(n)
+		if !ok {
+			if n != 32 {
+				t.Errorf("%d home LANs, want 32", n)
+			}
+			break
+		}
+		if !homes[0].Contains(p.Addr()) && !homes[1].Contains(p.Addr()) || p.Bits() != 28 {
+			t.Errorf("home LAN %d is %s, outside 198.51.100.0/24 and 192.0.2.0/24", n, p)
+		}
+		for q := range seen {
+			if q.Overlaps(p) {
+				t.Errorf("home LANs %s and %s overlap", q, p)
+			}
+		}
+		seen[p] = true
 	}
 }
