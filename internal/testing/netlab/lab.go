@@ -70,7 +70,7 @@ var (
 	// Internet is the public network.
 	Internet = netip.MustParsePrefix("203.0.113.0/24")
 	// homes are the ranges cut into home LANs, given to routers in turn.
-	homes = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("192.0.2.0/24")}
+	homes       = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("192.0.2.0/24")}
 	firstPublic = netip.MustParseAddr("203.0.113.10")
 	validName   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
 )
@@ -87,8 +87,8 @@ type Lab struct {
 	mu       sync.Mutex
 	names    map[string]bool
 	next     netip.Addr // next free public address
-	routers  int // routers made so far; router N gets home LAN N
-	internet int // interfaces made in the internet router
+	routers  int        // routers made so far; router N gets home LAN N
+	internet int        // interfaces made in the internet router
 	lines    []*delayLine
 	counters int
 }
