@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -163,6 +164,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	if err := d.dl.Finish(); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Someone put a file there while we downloaded; it is left alone.
+			return nil, fmt.Errorf("%s appeared while downloading and was left alone; the complete download is kept as %s: %w",
+				d.path, d.path+store.PartSuffix, ErrExists)
+		}
 		return nil, err
 	}
 	st := t.Stats()
