@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/p2pcdn/p2pcdn/internal/iceserver"
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/web"
@@ -76,6 +77,18 @@ func embedMediator(ctx context.Context, addr string, log *slog.Logger) (stop fun
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	srv := &mediator.Server{Logger: log, Fallback: web.Handler()}
+	// STUN on the same port over UDP, offered to the mediator's peers, so
+	// NATed peers learn their public address from the seeder's host alone.
+	var stun *iceserver.Server
+	if pc, err := net.ListenPacket("udp", ln.Addr().String()); err != nil {
+		log.Warn("embedded mediator without STUN", "err", err)
+	} else if stun, err = iceserver.New(iceserver.Config{PacketConn: pc, Logger: log, Registerer: srv.Metrics()}); err != nil {
+		pc.Close()
+		log.Warn("embedded mediator without STUN", "err", err)
+		stun = nil
+	} else {
+		srv.ICE = stun
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -83,5 +96,15 @@ func embedMediator(ctx context.Context, addr string, log *slog.Logger) (stop fun
 			log.Error("embedded mediator stopped", "err", err)
 		}
 	}()
-	return func() { cancel(); <-done }, nil
+	stunDone := make(chan struct{})
+	go func() {
+		defer close(stunDone)
+		if stun == nil {
+			return
+		}
+		if err := stun.Run(ctx); err != nil {
+			log.Error("embedded mediator's STUN stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done; <-stunDone }, nil
 }

@@ -45,6 +45,8 @@ func NewDemux(conn net.PacketConn, reg prometheus.Registerer) (*Demux, error) {
 			Help: "Datagrams on the shared UDP port dropped by the demultiplexer: unknown (neither STUN/TURN nor DHT) or queue_full.",
 		}, []string{"reason"}),
 	}
+	d.dropped.WithLabelValues("unknown")
+	d.dropped.WithLabelValues("queue_full")
 	d.pool.New = func() any { b := make([]byte, smallPacket); return &b }
 	d.stun = newSubConn(d, "stun")
 	d.dht = newSubConn(d, "dht")
