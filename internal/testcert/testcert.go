@@ -92,3 +92,17 @@ func Pool(t testing.TB, cert tls.Certificate) *x509.CertPool {
 	p.AddCert(leaf)
 	return p
 }
+
+// PoolFromFile returns a pool trusting the certificates in a PEM file.
+func PoolFromFile(t testing.TB, certFile string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		t.Fatalf("no certificate in %s", certFile)
+	}
+	return p
+}
