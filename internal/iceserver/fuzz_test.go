@@ -103,7 +103,7 @@ func FuzzUDPFront(f *testing.F) {
 // fakePacketConn is a socket that is never read or written.
 type fakePacketConn struct{}
 
-func (fakePacketConn) ReadFrom([]byte) (int, net.Addr, error) { return 0, nil, net.ErrClosed }
+func (fakePacketConn) ReadFrom([]byte) (int, net.Addr, error)    { return 0, nil, net.ErrClosed }
 func (fakePacketConn) WriteTo(p []byte, _ net.Addr) (int, error) { return len(p), nil }
 func (fakePacketConn) Close() error                              { return nil }
 func (fakePacketConn) LocalAddr() net.Addr {

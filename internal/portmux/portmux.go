@@ -163,8 +163,8 @@ func (m *Mux) classify(ctx context.Context, c net.Conn) {
 	}
 	to := m.http
 	if first[0]&0xC0 == 0 {
-		hdr, err := pc.r.Peek(8)
-		if err != nil || binary.BigEndian.Uint32(hdr[4:8]) != 0x2112A442 {
+		hdr, _ := pc.r.Peek(8)
+		if !isSTUN(hdr) {
 			m.log.Debug("portmux: neither HTTP, STUN nor TLS; closing", "remote", c.RemoteAddr().String())
 			pc.Close()
 			return
@@ -175,6 +175,13 @@ func (m *Mux) classify(ctx context.Context, c net.Conn) {
 	if !to.deliver(ctx, pc) {
 		pc.Close()
 	}
+}
+
+// isSTUN reports whether a stream's first 8 bytes start a STUN message: top
+// bits 00 and the magic cookie. (0x16, TLS, also has top bits 00; it is told
+// apart before.)
+func isSTUN(b []byte) bool {
+	return len(b) >= 8 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == 0x2112A442
 }
 
 // peekedConn is a connection whose first bytes were read ahead.
