@@ -84,11 +84,17 @@ func probe(t *testing.T) features {
 		}
 		return string(out)
 	}
-	med, get := help("mediator"), help("get")
+	return parseFeatures(help("mediator"), help("get"))
+}
+
+var exit5RE = regexp.MustCompile(`(?i)exit status:[^\n]*[,:] 5 [a-z]`)
+
+// parseFeatures reads features from the --help texts of `mediator` and `get`.
+func parseFeatures(mediatorHelp, getHelp string) features {
 	return features{
-		turn:  strings.Contains(med, "--turn"),
-		stun:  strings.Contains(med, "--no-stun"),
-		exit5: regexp.MustCompile(`\b5 [a-z]`).MatchString(get),
+		turn:  strings.Contains(mediatorHelp, "--turn"),
+		stun:  strings.Contains(mediatorHelp, "--no-stun"),
+		exit5: exit5RE.MatchString(getHelp),
 	}
 }
 

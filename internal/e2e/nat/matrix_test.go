@@ -268,3 +268,16 @@ func table(results []*result) string {
 	}
 	return b.String()
 }
+
+func TestParseFeatures(t *testing.T) {
+	old := parseFeatures("   --listen ADDRESS  ...\n   --no-dht  ...",
+		"   Exit status: 0 complete and verified, 2 bad arguments, 3 no peers found in time, 4 verification failed, 1 anything else.\n   --timeout DURATION  (default: 5s)")
+	if old != (features{}) {
+		t.Errorf("features of a build without them: %+v", old)
+	}
+	now := parseFeatures("   --turn  relay ...\n   --no-stun  ...",
+		"   Exit status: 0 complete and verified, 2 bad arguments, 3 no peers found in time, 4 verification failed, 5 peers found but none could be connected, 1 anything else.")
+	if now != (features{turn: true, stun: true, exit5: true}) {
+		t.Errorf("features of a build with them: %+v", now)
+	}
+}
