@@ -10,24 +10,12 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/p2pcdn/p2pcdn/internal/mediation"
 	"github.com/p2pcdn/p2pcdn/internal/socketio"
 )
 
-// Events of the ICE server extension (docs/extensions.md).
-const (
-	eventGetICEServers = "get_ice_servers"
-	eventICEServers    = "ice_servers"
-)
-
-// Bounds on what a mediator may hand us; real lists hold a STUN entry and a
-// TURN entry with a few URLs.
-const (
-	maxICEServers = 16
-	maxICEURLs    = 8
-	maxICEString  = 512
-	// iceRetry spaces get_ice_servers questions that got no answer.
-	iceRetry = 30 * time.Second
-)
+// iceRetry spaces get_ice_servers questions that got no answer.
+const iceRetry = 30 * time.Second
 
 // caps is what a mediator of ours said about itself in "established".
 type caps struct {
@@ -37,45 +25,25 @@ type caps struct {
 	iceExpires time.Time // zero: the servers do not expire
 }
 
-// capsJSON is established's argument on the wire.
-type capsJSON struct {
-	P2PCDN     int         `json:"p2pcdn"`
-	Batch      int         `json:"batch"`
-	ICEServers []iceServer `json:"ice_servers"`
-	ICEExpires int64       `json:"ice_expires"`
-}
-
-// iceServersJSON is the ice_servers event's argument.
-type iceServersJSON struct {
-	ICEServers []iceServer `json:"ice_servers"`
-	ICEExpires int64       `json:"ice_expires"`
-}
-
-// iceServer is a WebRTC RTCIceServer dictionary; urls is always an array.
-type iceServer struct {
-	URLs       []string `json:"urls"`
-	Username   string   `json:"username"`
-	Credential string   `json:"credential"`
-}
-
 // parseCaps reads established's arguments: none from a prototype mediator
-// (nil), one capabilities object from ours. Anything else is treated as the
-// prototype's form, so a mediator we do not understand only gets the
-// prototype's events.
+// (nil), one capabilities object from ours. An argument that does not decode
+// is treated as the prototype's form, so a mediator we do not understand only
+// gets the prototype's events.
 func parseCaps(args []json.RawMessage, log *slog.Logger) *caps {
-	if len(args) != 1 {
+	m, err := mediation.Decode(mediation.EventEstablished, args)
+	if err != nil {
+		log.Warn("the mediator's capabilities do not decode; speaking the prototype's contract only", "err", err)
 		return nil
 	}
-	var raw capsJSON
-	if err := json.Unmarshal(args[0], &raw); err != nil || raw.P2PCDN < 1 {
-		log.Debug("established with an argument we do not understand; speaking the prototype's contract", "err", err)
+	c := m.(mediation.Established).Caps
+	if c == nil {
 		return nil
 	}
 	return &caps{
-		level:      raw.P2PCDN,
-		batch:      max(raw.Batch, 0),
-		ice:        validICE(raw.ICEServers, log),
-		iceExpires: unixTime(raw.ICEExpires),
+		level:      c.P2PCDN,
+		batch:      c.Batch,
+		ice:        validICE(c.ICEServers, log),
+		iceExpires: unixTime(c.ICEExpires),
 	}
 }
 
@@ -89,13 +57,9 @@ func unixTime(s int64) time.Time {
 // validICE keeps the servers a WebRTC stack will take: pion refuses a whole
 // peer connection for one bad URL or a TURN server without credentials, so
 // such entries are dropped here rather than break every connection.
-func validICE(in []iceServer, log *slog.Logger) []webrtc.ICEServer {
+func validICE(in []mediation.ICEServer, log *slog.Logger) []webrtc.ICEServer {
 	var out []webrtc.ICEServer
 	for i, s := range in {
-		if len(out) == maxICEServers {
-			log.Warn("the mediator sent too many ICE servers; using the first ones", "kept", maxICEServers)
-			break
-		}
 		if why := checkICEServer(s); why != "" {
 			log.Warn("ignoring an ICE server from the mediator", "index", i, "why", why)
 			continue
@@ -110,18 +74,10 @@ func validICE(in []iceServer, log *slog.Logger) []webrtc.ICEServer {
 	return out
 }
 
-// checkICEServer says what is wrong with s, or "".
-func checkICEServer(s iceServer) string {
-	if len(s.URLs) == 0 || len(s.URLs) > maxICEURLs {
-		return "want 1 to 8 urls"
-	}
-	if len(s.Username) > maxICEString || len(s.Credential) > maxICEString {
-		return "username or credential too long"
-	}
+// checkICEServer says what pion would refuse in s, or "". Sizes are
+// bounded by the decoder already.
+func checkICEServer(s mediation.ICEServer) string {
 	for _, u := range s.URLs {
-		if len(u) > maxICEString {
-			return "url too long"
-		}
 		uri, err := stun.ParseURI(u)
 		if err != nil {
 			return "bad url: " + err.Error()
@@ -170,19 +126,14 @@ func (c *Client) ICEServers() []webrtc.ICEServer {
 }
 
 // onICEServers takes the mediator's answer to get_ice_servers.
-func (c *Client) onICEServers(args []json.RawMessage) {
-	var raw iceServersJSON
-	if len(args) != 1 || json.Unmarshal(args[0], &raw) != nil {
-		c.log.Debug("ignoring a malformed ice_servers event from the mediator")
-		return
-	}
-	servers := validICE(raw.ICEServers, c.log)
+func (c *Client) onICEServers(m mediation.ICEServers) {
+	servers := validICE(m.Servers, c.log)
 	c.mu.Lock()
 	if c.caps == nil {
 		c.mu.Unlock()
 		return // never asked: not a mediator of ours
 	}
-	c.ice = iceState{servers: servers, expires: unixTime(raw.ICEExpires), received: time.Now()}
+	c.ice = iceState{servers: servers, expires: unixTime(m.Expires), received: time.Now()}
 	poke := c.iceAnswer
 	c.mu.Unlock()
 	select {
@@ -209,7 +160,7 @@ func (c *Client) iceRefresher(ctx context.Context, conn *socketio.Conn, answered
 			continue // fresh servers came: schedule anew
 		}
 		asked = time.Now()
-		if err := c.emit(ctx, conn, 0, eventGetICEServers); err != nil {
+		if err := c.send(ctx, conn, mediation.GetICEServers{}); err != nil {
 			return // the session notices the closed connection
 		}
 	}

@@ -250,7 +250,7 @@ func TestICEServersFromMediator(t *testing.T) {
 		exp := time.Now().Add(2 * time.Second).Unix()
 		return fmt.Sprintf(`"ice_servers":[{"urls":["stun:127.0.0.1:3478"]},`+
 			`{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"%d:u","credential":"c%d"},`+
-			`{"urls":["turn:127.0.0.1:3478"]},{"urls":["http://nope"]},{"urls":[]}],"ice_expires":%d`, exp, r, exp)
+			`{"urls":["turn:127.0.0.1:3478"]},{"urls":["http://nope"]}],"ice_expires":%d`, exp, r, exp)
 	}
 	f := startFake(t,
 		func() string { return `{"p2pcdn":1,` + servers(0) + `}` },

@@ -455,11 +455,11 @@ func (c *Client) announcer(ctx context.Context, conn *socketio.Conn, cp *caps, p
 // hashEvents names the one-hash event of the prototype and its batch form.
 type hashEvents struct{ single, many string }
 
-// Event names of the batch extension (docs/extensions.md).
+// The events of the prototype and of the batch extension (docs/extensions.md).
 var (
-	announceEvents = hashEvents{mediation.EventAnnounce, "announce_many"}
-	finishEvents   = hashEvents{mediation.EventFinish, "finish_many"}
-	getPeersEvents = hashEvents{mediation.EventGetPeers, "get_peers_many"}
+	announceEvents = hashEvents{mediation.EventAnnounce, mediation.EventAnnounceMany}
+	finishEvents   = hashEvents{mediation.EventFinish, mediation.EventFinishMany}
+	getPeersEvents = hashEvents{mediation.EventGetPeers, mediation.EventGetPeersMany}
 )
 
 // sendHashes sends hashes with the event pair ev: in batch events of at
@@ -768,10 +768,6 @@ func (s *Subscription) Close() {
 
 // dispatch decodes one incoming event and delivers it without blocking.
 func (c *Client) dispatch(ev socketio.Event) {
-	if ev.Name == eventICEServers {
-		c.onICEServers(ev.Args)
-		return
-	}
 	m, err := mediation.Decode(ev.Name, ev.Args)
 	if err != nil {
 		c.log.Debug("ignoring event from the mediator", "err", err)
@@ -795,6 +791,9 @@ func (c *Client) dispatch(ev socketio.Event) {
 			return
 		}
 		out, hash = Signal{Hash: m.Hash, From: m.PeerID, Data: m.Data}, m.Hash
+	case mediation.ICEServers:
+		c.onICEServers(m)
+		return
 	default:
 		return // a repeated established, or events meant for mediators
 	}

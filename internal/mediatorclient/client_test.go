@@ -394,7 +394,14 @@ func TestSurvivesPrototypeQuirks(t *testing.T) {
 	}
 	// The prototype dropped hash2 and hash3 too; the client puts them back.
 	deadline := time.Now().Add(waitTimeout)
-	for !(pm.seeded(hash2, seeder.PeerID()) && pm.seeded(hash3, seeder.PeerID())) {
+	finished := func() bool {
+		pm.mu.Lock()
+		defer pm.mu.Unlock()
+		return pm.finish > 0
+	}
+	// Once the finish is processed, hash2 and hash3 are seeded again only
+	// if they were announced after it.
+	for !(finished() && pm.seeded(hash2, seeder.PeerID()) && pm.seeded(hash3, seeder.PeerID())) {
 		if time.Now().After(deadline) {
 			t.Fatal("other hashes were not re-announced after finish")
 		}
