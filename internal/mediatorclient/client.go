@@ -289,7 +289,7 @@ func (c *Client) connect(ctx context.Context) (*socketio.Conn, *caps, error) {
 				return nil, nil, fmt.Errorf("the mediator at %s did not accept the handshake in time: %w", c.url, ctx.Err())
 			}
 			fresh := c.replaceID(id)
-			c.log.Warn("the mediator refused our peer id (another connection holds it); taking a fresh one",
+			c.log.Warn("the mediator refused our handshake (is another connection using our peer id?); retrying with a fresh id",
 				"old", id, "new", fresh)
 			return nil, nil, fmt.Errorf("%s: %w", c.url, errRefused)
 		}

@@ -166,7 +166,7 @@ func TestSquattedIDAfterRestart(t *testing.T) {
 	if len(got) != 1 || got[0] == old || got[0] != seeder.PeerID() {
 		t.Fatalf("after the squat FindPeers = %v; want only the seeder's new id %s (old %s)", got, seeder.PeerID(), old)
 	}
-	if _, ok := rec.level("refused our peer id"); !ok {
+	if _, ok := rec.level("refused our handshake"); !ok {
 		t.Error("the refusal was not logged")
 	}
 	lost, ok1 := rec.level("lost connection to the mediator")
