@@ -55,17 +55,18 @@ func newLogger(cctx *cli.Context) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// newTransport builds the WebRTC transport from the peer flags.
-func newTransport(cctx *cli.Context, log *slog.Logger) (*rtc.Transport, error) {
+// rtcConfig is the WebRTC configuration the peer flags ask for; seed and get
+// add the STUN/TURN servers their mediator hands out.
+func rtcConfig(cctx *cli.Context, log *slog.Logger) (rtc.Config, error) {
 	cfg := rtc.Config{Loopback: cctx.Bool("ice-loopback"), Logger: log}
 	for _, s := range cctx.StringSlice("ice-server") {
 		servers, err := rtc.ParseICEServers(s)
 		if err != nil {
-			return nil, usageErrorf("--ice-server: %w", err)
+			return cfg, usageErrorf("--ice-server: %w", err)
 		}
 		cfg.ICEServers = append(cfg.ICEServers, servers...)
 	}
-	return rtc.New(cfg)
+	return cfg, nil
 }
 
 // embedMediator starts a mediator on addr for the life of ctx. The returned
