@@ -37,6 +37,18 @@ type testMediator struct {
 	lw     *lockedWriter
 	cancel context.CancelFunc
 	done   chan error
+
+	mu      sync.Mutex
+	offered []string // what the /hashes stand-in lists
+}
+
+// offer sets what GET /hashes lists while our Go mediator does not serve it
+// itself (a stand-in in the fallback handler; the mediator's own route, once
+// it has one, answers first).
+func (m *testMediator) offer(hashes ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.offered = hashes
 }
 
 func startMediator(t testing.TB) *testMediator {
@@ -58,6 +70,16 @@ func (m *testMediator) start() {
 	mux.HandleFunc("/test.html", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, testPage)
+	})
+	mux.HandleFunc("/hashes", func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		list := make([]map[string]any, 0, len(m.offered))
+		for _, h := range m.offered {
+			list = append(list, map[string]any{"hash": h, "seeders": 1})
+		}
+		m.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"hashes": list, "total": len(list)}) //nolint:errcheck // the test sees a failure in the page
 	})
 	mux.Handle("/", Handler())
 	srv := &mediator.Server{
