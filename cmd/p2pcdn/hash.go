@@ -113,17 +113,3 @@ func hashProgress(ctx context.Context, stderr io.Writer, paths []string, cache *
 		progressbar.OptionClearOnFinish(),
 	)
 }
-
-// humanSize formats n bytes with binary units, for the human-readable output.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
-}
