@@ -246,7 +246,9 @@ func (s *Session) Get(ctx context.Context, cfg Config) (*Result, error) {
 
 	if err := d.wait(ctx, t, client, link); err != nil {
 		if errors.Is(err, errAlreadyThere) {
-			return done(&Result{Path: d.path, Info: t.Info(), AlreadyThere: true}, start), nil
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return done(&Result{Path: d.path, Info: d.info, AlreadyThere: true}, start), nil
 		}
 		if parent.Err() != nil {
 			return nil, d.interrupted(parent.Err())
@@ -320,6 +322,7 @@ type download struct {
 	mu           sync.Mutex
 	dl           *store.Download
 	path         string
+	info         *content.Info // set with path when the file is already there
 	resumed      int
 	resumedBytes int64
 
@@ -356,7 +359,7 @@ func (d *download) open(info *content.Info) (swarm.PieceReader, error) {
 			return nil, err
 		}
 		d.mu.Lock()
-		d.path = res.Path
+		d.path, d.info = res.Path, info
 		d.mu.Unlock()
 		return nil, errAlreadyThere
 	}

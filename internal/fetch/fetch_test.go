@@ -16,7 +16,6 @@ import (
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/peering"
-	"github.com/p2pcdn/p2pcdn/internal/scan"
 	"github.com/p2pcdn/p2pcdn/internal/seed"
 	"github.com/p2pcdn/p2pcdn/internal/store"
 	"github.com/p2pcdn/p2pcdn/internal/swarm"
@@ -63,7 +62,7 @@ func startSeeder(t *testing.T, url, path string) {
 	go func() {
 		done <- seed.Run(ctx, seed.Config{
 			Paths: []string{path}, Mediator: url, Transport: testpeer.Transport(t), Logger: quiet(),
-			Ready: func([]scan.Entry) { close(ready) },
+			Ready: func(int) { close(ready) },
 		})
 	}()
 	t.Cleanup(func() {

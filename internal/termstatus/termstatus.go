@@ -34,9 +34,12 @@ type Line struct {
 	closed bool
 }
 
-// New returns the status line of f, inert when f is not a terminal.
+// New returns the status line of f, inert when f is not a terminal (or nil).
 func New(f *os.File) *Line {
-	return &Line{w: f, fd: int(f.Fd()), tty: f != nil && term.IsTerminal(int(f.Fd()))}
+	if f == nil {
+		return &Line{}
+	}
+	return &Line{w: f, fd: int(f.Fd()), tty: term.IsTerminal(int(f.Fd()))}
 }
 
 // Active reports whether the line is drawn (f is a terminal).

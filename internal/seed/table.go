@@ -1,0 +1,327 @@
+package seed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/p2pcdn/p2pcdn/internal/content"
+	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
+	"github.com/p2pcdn/p2pcdn/internal/peering"
+	"github.com/p2pcdn/p2pcdn/internal/rtc"
+	"github.com/p2pcdn/p2pcdn/internal/store"
+	"github.com/p2pcdn/p2pcdn/internal/swarm"
+	"github.com/p2pcdn/p2pcdn/internal/wire"
+)
+
+// file is a seeded file at rest: what it takes to serve it later.
+type file struct {
+	path string
+	info *content.Info
+	mod  time.Time // when it was hashed: a later change is not served
+	// alts are other paths with the same content, served if path goes
+	// (tracked with Watch only).
+	alts []string
+}
+
+// table maps each seeded hash to its file. With tracking (Watch) it also
+// maps each path to its hash, to act on changes by path.
+type table struct {
+	mu     sync.Mutex
+	byHash map[string]*file
+	byPath map[string]string // nil without tracking
+}
+
+func newTable(track bool) *table {
+	t := &table{byHash: make(map[string]*file)}
+	if track {
+		t.byPath = make(map[string]string)
+	}
+	return t
+}
+
+// put adds path with info. For content already seeded it reports the path
+// that serves it and dup (and, tracking, remembers path as an alternative).
+func (t *table) put(path string, info *content.Info, mod time.Time) (first string, dup bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := info.FullHash
+	if f := t.byHash[h]; f != nil {
+		if t.byPath != nil && f.path != path && !slices.Contains(f.alts, path) {
+			f.alts = append(f.alts, path)
+			t.byPath[path] = h
+		}
+		return f.path, true
+	}
+	t.byHash[h] = &file{path: path, info: info, mod: mod}
+	if t.byPath != nil {
+		t.byPath[path] = h
+	}
+	return "", false
+}
+
+// remove forgets path. It returns the path's hash, and gone when no other
+// path holds that content (so the hash is no longer seeded).
+func (t *table) remove(path string) (hash string, gone bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h, ok := t.byPath[path]
+	if !ok {
+		return "", false
+	}
+	delete(t.byPath, path)
+	f := t.byHash[h]
+	if f == nil {
+		return h, true
+	}
+	if i := slices.Index(f.alts, path); i >= 0 {
+		f.alts = slices.Delete(f.alts, i, i+1)
+		return h, false
+	}
+	if len(f.alts) > 0 {
+		f.path, f.alts = f.alts[0], f.alts[1:]
+		f.mod = time.Time{} // unknown: the alternative is checked when opened
+		return h, false
+	}
+	delete(t.byHash, h)
+	return h, true
+}
+
+// hashOf returns the hash seeded for path (tracking only).
+func (t *table) hashOf(path string) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h, ok := t.byPath[path]
+	return h, ok
+}
+
+// paths lists the tracked paths under dir (dir itself included).
+func (t *table) pathsUnder(dir string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for p := range t.byPath {
+		if within(p, dir) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (t *table) get(hash string) (file, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.byHash[hash]
+	if f == nil {
+		return file{}, false
+	}
+	return *f, true
+}
+
+func (t *table) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byHash)
+}
+
+func (t *table) hashes() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Collect(maps.Keys(t.byHash))
+}
+
+// live is a file being served: open, with a torrent and its peers.
+type live struct {
+	hash      string
+	sf        *store.SeedFile
+	torrent   *swarm.Torrent
+	link      *peering.Link
+	idleSince time.Time // zero while a peer is there
+}
+
+func (l *live) close() {
+	l.link.Close()
+	l.torrent.Close()
+	l.sf.Close()
+}
+
+// liveSet is the files being served. Only serve's goroutine opens them;
+// closeHash (Watch) and closeAll may close them from others.
+type liveSet struct {
+	mu sync.Mutex
+	m  map[string]*live
+}
+
+// serve opens a file's torrent when a peer's offer for it arrives, hands
+// that peer to it, and closes torrents that stayed without peers for
+// IdleTimeout, until ctx ends.
+func (s *seeder) serve(ctx context.Context) {
+	every := max(s.cfg.IdleTimeout/4, 50*time.Millisecond)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	events := s.client.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if sig, ok := ev.(mediatorclient.Signal); ok {
+				s.onSignal(ctx, sig)
+			}
+		case now := <-tick.C:
+			s.reap(now)
+		}
+	}
+}
+
+// onSignal routes a signal that no open torrent took: an offer for a seeded
+// file opens it.
+func (s *seeder) onSignal(ctx context.Context, sig mediatorclient.Signal) {
+	s.live.mu.Lock()
+	l := s.live.m[sig.Hash]
+	s.live.mu.Unlock()
+	if l == nil {
+		parsed, err := rtc.ParseSignal(sig.Data)
+		if err != nil || parsed.Type != rtc.SignalOffer {
+			return // a late answer or candidate for a torrent closed since
+		}
+		f, ok := s.tab.get(sig.Hash)
+		if !ok {
+			s.log.Debug("an offer for a file we do not seed", "hash", sig.Hash, "from", sig.From)
+			return
+		}
+		if l, err = s.open(ctx, f); err != nil {
+			s.log.Warn("cannot serve a file a peer asked for", "path", f.path, "err", err)
+			return
+		}
+	}
+	l.link.Deliver(sig)
+}
+
+// errBusy: MaxOpen files are served, each with a peer.
+var errBusy = errors.New("serving the most files at once already, each to a peer")
+
+func (s *seeder) open(ctx context.Context, f file) (*live, error) {
+	s.live.mu.Lock()
+	if s.live.m == nil {
+		s.live.m = make(map[string]*live)
+	}
+	var evict *live
+	if len(s.live.m) >= s.cfg.MaxOpen {
+		for _, l := range s.live.m {
+			if !l.idleSince.IsZero() && (evict == nil || l.idleSince.Before(evict.idleSince)) {
+				evict = l
+			}
+		}
+		if evict == nil {
+			s.live.mu.Unlock()
+			return nil, errBusy
+		}
+		delete(s.live.m, evict.hash)
+	}
+	s.live.mu.Unlock()
+	if evict != nil {
+		evict.close()
+	}
+
+	var sf *store.SeedFile
+	var err error
+	if f.mod.IsZero() {
+		sf, err = store.OpenSeed(f.path, f.info)
+	} else {
+		sf, err = store.OpenSeedSince(f.path, f.info, f.mod)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ih, err := wire.DecodeID(f.info.FullHash)
+	if err != nil {
+		sf.Close()
+		return nil, err
+	}
+	pid, err := wire.DecodeID(s.client.PeerID())
+	if err != nil {
+		sf.Close()
+		return nil, err
+	}
+	t, err := swarm.New(swarm.Config{
+		InfoHash: ih,
+		PeerID:   pid,
+		Info:     f.info,
+		Open:     func(*content.Info) (swarm.PieceReader, error) { return sf, nil },
+		Logger:   s.log.With("file", f.info.FileName),
+	})
+	if err != nil {
+		sf.Close()
+		return nil, fmt.Errorf("serve %s: %w", f.path, err)
+	}
+	link := peering.Join(ctx, peering.Config{
+		Hash: f.info.FullHash, Client: s.client, Transport: s.tr, Torrent: t, Logger: s.log,
+	})
+	l := &live{hash: f.info.FullHash, sf: sf, torrent: t, link: link}
+	s.live.mu.Lock()
+	s.live.m[l.hash] = l
+	s.live.mu.Unlock()
+	s.log.Debug("serving", "path", f.path, "open", len(s.live.m))
+	return l, nil
+}
+
+// reap closes the torrents that have had no peer for IdleTimeout.
+func (s *seeder) reap(now time.Time) {
+	var idle []*live
+	s.live.mu.Lock()
+	for h, l := range s.live.m {
+		if l.link.Sessions() > 0 || l.torrent.Stats().Peers > 0 {
+			l.idleSince = time.Time{}
+			continue
+		}
+		if l.idleSince.IsZero() {
+			l.idleSince = now
+			continue
+		}
+		if now.Sub(l.idleSince) >= s.cfg.IdleTimeout {
+			delete(s.live.m, h)
+			idle = append(idle, l)
+		}
+	}
+	s.live.mu.Unlock()
+	for _, l := range idle {
+		s.log.Debug("closing an idle file", "hash", l.hash)
+		l.close()
+	}
+}
+
+// openCount returns how many files are being served.
+func (s *seeder) openCount() int {
+	s.live.mu.Lock()
+	defer s.live.mu.Unlock()
+	return len(s.live.m)
+}
+
+// closeHash stops serving hash (its file changed or went away).
+func (s *seeder) closeHash(hash string) {
+	s.live.mu.Lock()
+	l := s.live.m[hash]
+	delete(s.live.m, hash)
+	s.live.mu.Unlock()
+	if l != nil {
+		l.close()
+	}
+}
+
+func (s *seeder) closeAll() {
+	s.live.mu.Lock()
+	all := slices.Collect(maps.Values(s.live.m))
+	s.live.m = nil
+	s.live.mu.Unlock()
+	for _, l := range all {
+		l.close()
+	}
+}
