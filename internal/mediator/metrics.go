@@ -16,7 +16,8 @@ import (
 // so hostile clients cannot grow the label set.
 var eventNames = [...]string{
 	mediation.EventHandshake, mediation.EventEstablished, mediation.EventGetPeers, mediation.EventPeers,
-	mediation.EventSignal, mediation.EventAnnounce, mediation.EventFinish, "other",
+	mediation.EventSignal, mediation.EventAnnounce, mediation.EventFinish,
+	mediation.EventAnnounceMany, mediation.EventFinishMany, mediation.EventGetPeersMany, "other",
 }
 
 // Reasons an event is dropped.
@@ -134,7 +135,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 	reg.MustRegister(m.transportErrors)
 	m.getPeers = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "p2pcdn_mediator_get_peers_seconds",
-		Help: "Time from a peer's get_peers to its answer being queued, federation lookups included.",
+		Help: "Time from a peer's get_peers (or get_peers_many) to its answers being queued, federation lookups included.",
 		// 10 µs to ~1.3 s: local answers take microseconds, a loaded
 		// mediator's tail milliseconds.
 		Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
