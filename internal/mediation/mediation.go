@@ -73,9 +73,6 @@ const (
 	// (about 860 KB of JSON, under the transport's 1 MB payload). A mediator
 	// advertises its own, usually lower, limit in established.
 	MaxBatch = 20000
-	// ExtensionLevel is the p2pcdn extension level of this implementation,
-	// the "p2pcdn" field of established.
-	ExtensionLevel = 1
 )
 
 // Message is one decoded mediation event.
@@ -92,23 +89,9 @@ type Handshake struct {
 	Type ConnType
 }
 
-// Established accepts a handshake. Toward its peers a mediator of ours adds
-// one object argument (docs/extensions.md); the prototype sends none.
-type Established struct {
-	// Ext is that argument; nil for the prototype's bare established.
-	Ext *EstablishedExt
-}
-
-// EstablishedExt is the argument of established of ours: the mediator's
-// extension level and capabilities. Unknown fields are ignored when decoding,
-// so newer mediators keep working with older peers.
-type EstablishedExt struct {
-	// P2PCDN is the extension level the mediator speaks (ExtensionLevel).
-	P2PCDN int `json:"p2pcdn"`
-	// Batch is the most hashes one batch event may carry; 0 means the
-	// mediator takes no batch events.
-	Batch int `json:"batch,omitempty"`
-}
+// Established accepts a handshake. Caps is nil in the prototype's form (no
+// argument) and set when a mediator of ours sends its capabilities (ice.go).
+type Established struct{ Caps *Capabilities }
 
 // GetPeers asks who seeds Hash.
 type GetPeers struct{ Hash string }
@@ -157,10 +140,10 @@ func (GetPeersMany) Event() string { return EventGetPeersMany }
 
 func (m Handshake) Args() []any { return []any{m.ID, int(m.Type)} }
 func (m Established) Args() []any {
-	if m.Ext == nil {
+	if m.Caps == nil {
 		return nil
 	}
-	return []any{m.Ext}
+	return []any{m.Caps}
 }
 func (m GetPeers) Args() []any { return []any{m.Hash} }
 
@@ -268,17 +251,11 @@ func Decode(name string, args []json.RawMessage) (Message, error) {
 		}
 		return Handshake{ID: id, Type: t}, nil
 	case EventEstablished:
-		if len(args) == 0 {
-			return Established{}, nil
-		}
-		if err := d.count(1); err != nil {
-			return nil, &DecodeError{Event: d.event, Err: fmt.Errorf("want 0 or 1 arguments, got %d", len(args))}
-		}
-		ext, err := d.establishedExt(1)
-		if err != nil {
-			return nil, err
-		}
-		return Established{Ext: ext}, nil
+		return d.established()
+	case EventGetICEServers:
+		return d.getICEServers()
+	case EventICEServers:
+		return d.iceServers()
 	case EventGetPeers, EventAnnounce, EventFinish:
 		if err := d.count(1); err != nil {
 			return nil, err
@@ -485,21 +462,6 @@ func (d *decoder) idList(arg int) ([]string, error) {
 		ids = append(ids, s)
 	}
 	return ids, nil
-}
-
-func (d *decoder) establishedExt(arg int) (*EstablishedExt, error) {
-	raw := d.args[arg-1]
-	if k := kind(raw); k != "an object" {
-		return nil, d.fail(arg, "capabilities", "want an object, got %s", k)
-	}
-	var ext EstablishedExt
-	if err := json.Unmarshal(raw, &ext); err != nil {
-		return nil, d.fail(arg, "capabilities", "%w", err)
-	}
-	if ext.P2PCDN < 0 || ext.Batch < 0 {
-		return nil, d.fail(arg, "capabilities", "negative p2pcdn or batch")
-	}
-	return &ext, nil
 }
 
 // hashList decodes a batch's array of hashes. The common shape, plain

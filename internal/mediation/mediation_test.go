@@ -42,8 +42,7 @@ func TestDecodeValid(t *testing.T) {
 		{"signal", `["` + hashA + `","` + idA + `","{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n\"}"]`,
 			Signal{Hash: hashA, PeerID: idA, Data: "{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n\"}"}},
 		{"signal", `["` + hashA + `","` + idA + idB + `","x"]`, Signal{Hash: hashA, PeerID: idA + idB, Data: "x"}},
-		{"established", `[{"p2pcdn":1,"batch":1000,"ice_servers":[]}]`, Established{Ext: &EstablishedExt{P2PCDN: 1, Batch: 1000}}},
-		{"established", `[{}]`, Established{Ext: &EstablishedExt{}}},
+		{"established", `[{"p2pcdn":1,"batch":1000,"ice_servers":[]}]`, Established{Caps: &Capabilities{P2PCDN: 1, Batch: 1000}}},
 		{"announce_many", `[[]]`, AnnounceMany{Hashes: []string{}}},
 		{"announce_many", `[["` + hashA + `"]]`, AnnounceMany{Hashes: []string{hashA}}},
 		{"finish_many", `[ [ "` + hashA + `" ,` + "\n" + `"` + idA + `" ] ]`, FinishMany{Hashes: []string{hashA, idA}}},
@@ -97,14 +96,15 @@ func TestDecodeErrors(t *testing.T) {
 		{"peers", `["` + hashA + `",["` + idA + `","nope"]]`, 2, "element 1"},
 		{"established", `[1]`, 1, "want an object, got a number"},
 		{"established", `[{},{}]`, 0, "want 0 or 1 arguments, got 2"},
-		{"established", `[{"batch":"many"}]`, 1, "capabilities"},
-		{"established", `[{"batch":-1}]`, 1, "negative"},
+		{"established", `[{"p2pcdn":1,"batch":"many"}]`, 1, "capabilities"},
+		{"established", `[{"p2pcdn":1,"batch":-1}]`, 1, "batch: want at least 0"},
 		{"announce_many", `["` + hashA + `"]`, 1, "want an array, got a string"},
 		{"announce_many", `[]`, 0, "want 1 arguments"},
 		{"finish_many", `[["` + hashA + `",1]]`, 1, "element 1: want a string"},
 		{"get_peers_many", `[["` + strings.ToUpper(hashA) + `"]]`, 1, "element 0: want 40 lowercase hex"},
 		{"get_peers_many", `[["` + strings.TrimSuffix(strings.Repeat(hashA+`","`, MaxBatch+1), `","`) + `"]]`, 1, "more than the 20000 allowed"},
 		{"get_peers_many", `[["\u0030123456789abcdef0123456789abcdef01234567"` + strings.Repeat(`,"`+hashA+`"`, MaxBatch) + `]]`, 1, "more than the 20000 allowed"},
+		{"established", `[{"p2pcdn":1},2]`, 0, "want 0 or 1 arguments"},
 	}
 	for _, tt := range tests {
 		_, err := Decode(tt.name, rawArgs(t, tt.args))
@@ -139,7 +139,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		Signal{Hash: hashA, PeerID: idB, Data: `{"type":"answer","sdp":"v=0"}`},
 		Announce{Hash: hashA},
 		Finish{Hash: hashA},
-		Established{Ext: &EstablishedExt{P2PCDN: 1, Batch: 1000}},
+		Established{Caps: &Capabilities{P2PCDN: 1, Batch: 1000}},
 		AnnounceMany{Hashes: []string{hashA, idA}},
 		FinishMany{Hashes: []string{}},
 		GetPeersMany{Hashes: []string{hashA}},
@@ -213,6 +213,9 @@ func FuzzDecode(f *testing.F) {
 		{"announce_many", `[["` + hashA + `","` + idA + `"]]`},
 		{"get_peers_many", `[[ "` + hashA + `" ]]`},
 		{"finish_many", `[["\u0030123456789abcdef0123456789abcdef01234567"]]`},
+		{"established", `[{"p2pcdn":1,"batch":1000,"ice_servers":[{"urls":["stun:h:1"]},{"urls":["turn:h:1?transport=udp"],"username":"1:a","credential":"c"}],"ice_expires":1}]`},
+		{"ice_servers", `[{"ice_servers":[{"urls":["stun:h:1"]}],"ice_expires":5}]`},
+		{"get_ice_servers", `[]`},
 	}
 	for _, s := range seeds {
 		f.Add(s.name, s.args)

@@ -155,6 +155,9 @@ type Server struct {
 	// Federation, when set, supplies peers of other mediators and relays
 	// signals to them.
 	Federation Federation
+	// ICE, when set, gives MEDIATION peers STUN and TURN servers in
+	// established and answers get_ice_servers (ice.go).
+	ICE ICEProvider
 	// Fallback serves every path that is not the mediator's own
 	// (/socket.io/, /healthz, /metrics, /hashes); nil answers 404.
 	Fallback http.Handler
@@ -195,7 +198,6 @@ type limits struct {
 	handshake        time.Duration
 	maxSignalSize    int
 	signals          signalLimits
-	established      mediation.Established // to peers
 }
 
 // limit resolves a limit field: 0 is the default, negative is none (0).
@@ -231,7 +233,6 @@ func (s *Server) init() {
 				maxSenders: 64,
 			}
 		}
-		l.established = mediation.Established{Ext: &mediation.EstablishedExt{P2PCDN: mediation.ExtensionLevel, Batch: l.batch}}
 
 		s.reg = newRegistry()
 		s.reg.perClient = clientip.NewCounter(limit(s.MaxHashesPerClient, DefaultMaxHashesPerClient))

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -110,7 +111,7 @@ func (c *client) expect(want mediation.Message) {
 	if err != nil {
 		c.t.Fatalf("waiting for %s: %v", want.Event(), err)
 	}
-	if fmt.Sprint(m) != fmt.Sprint(want) {
+	if fmt.Sprint(m) != fmt.Sprint(want) && !reflect.DeepEqual(m, want) {
 		c.t.Fatalf("got %#v, want %#v", m, want)
 	}
 }
@@ -136,17 +137,17 @@ func (c *client) handshake(id string) {
 
 // expectEstablished waits for established as a mediator of ours sends it to
 // a peer: with its capabilities.
-func (c *client) expectEstablished() *mediation.EstablishedExt {
+func (c *client) expectEstablished() *mediation.Capabilities {
 	c.t.Helper()
 	m, err := c.next()
 	if err != nil {
 		c.t.Fatalf("waiting for established: %v", err)
 	}
 	e, ok := m.(mediation.Established)
-	if !ok || e.Ext == nil || e.Ext.P2PCDN != mediation.ExtensionLevel {
+	if !ok || e.Caps == nil || e.Caps.P2PCDN != mediation.ExtensionLevel {
 		c.t.Fatalf("got %#v, want established with p2pcdn %d", m, mediation.ExtensionLevel)
 	}
-	return e.Ext
+	return e.Caps
 }
 
 func (c *client) peers(hash string) []string {
@@ -389,7 +390,7 @@ func TestOversizedPayloadClosesOnlyThatConnection(t *testing.T) {
 	for _, step := range []struct{ send, want string }{
 		{"", "0{"},
 		{"40", "40{"},
-		{`42["handshake","` + idB + `",0]`, `42["established"`},
+		{`42["handshake","` + idB + `",0]`, `42["established",{"p2pcdn":1,"batch":1000}]`},
 	} {
 		if step.send != "" {
 			if err := ws.WriteMessage(websocket.TextMessage, []byte(step.send)); err != nil {

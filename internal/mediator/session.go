@@ -174,7 +174,7 @@ func (h *conn) handshake(m mediation.Handshake) bool {
 		if !same {
 			return h.drop(dropUnexpected, true, errors.New("second handshake with another id or type"))
 		}
-		return h.established() == nil
+		return h.s.emit(h.c, h.established()) == nil
 	}
 	switch m.Type {
 	case mediation.Mediation:
@@ -195,16 +195,7 @@ func (h *conn) handshake(m mediation.Handshake) bool {
 		h.s.metrics.replications.Inc()
 		h.log(slog.LevelInfo, "mediator connected", "mediator", m.ID)
 	}
-	return h.established() == nil
-}
-
-// established accepts the handshake: to a peer with our capabilities (the
-// prototype's peers ignore the argument), to a mediator as the prototype.
-func (h *conn) established() error {
-	if h.self != nil {
-		return h.s.emit(h.c, h.s.lim.established)
-	}
-	return h.s.emit(h.c, mediation.Established{})
+	return h.s.emit(h.c, h.established()) == nil
 }
 
 func (h *conn) fromPeer(m mediation.Message) bool {
@@ -231,6 +222,8 @@ func (h *conn) fromPeer(m mediation.Message) bool {
 		s.reg.finish(h.self, m.Hashes)
 	case mediation.Signal:
 		return h.signal(m)
+	case mediation.GetICEServers:
+		return h.answerICE()
 	default:
 		return h.drop(dropUnexpected, false, fmt.Errorf("%s from a peer", m.Event()))
 	}

@@ -66,6 +66,7 @@ type Conn struct {
 	remote string
 	client netip.Addr // the client's address (server side; behind trusted proxies, the forwarded one)
 	opened time.Time  // when the transport opened (server side)
+	host   string     // server side: the Host the client's opening request named
 	srv    *Server    // nil on the client side
 	log    *slog.Logger
 
@@ -128,6 +129,11 @@ func (c *Conn) ClientAddr() netip.Addr { return c.client }
 // Opened is when the transport opened (server side): limits that start at the connection start there, not
 // at the namespace connect.
 func (c *Conn) Opened() time.Time { return c.opened }
+
+// Host is, on the server side, the HTTP Host (host or host:port) the client
+// named in its opening request: how it reached us, e.g. through a proxy. It is
+// the client's word, empty when it sent none.
+func (c *Conn) Host() string { return c.host }
 
 // Done is closed when the connection is gone.
 func (c *Conn) Done() <-chan struct{} { return c.ctx.Done() }

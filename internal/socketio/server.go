@@ -398,6 +398,7 @@ func (s *Server) newConn(r *http.Request, transport string, client netip.Addr) *
 	c.srv = s
 	c.client = client
 	c.opened = time.Now()
+	c.host = r.Host
 	c.transport = transport
 	c.maxPayload = s.MaxPayload
 	c.maxPending = s.MaxPending
