@@ -47,6 +47,7 @@ package mediator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -454,7 +455,7 @@ func (s *Server) deliver(hash, from, to, data string) bool {
 		return false
 	}
 	if err := p.conn.TryEmit(mediation.EventSignal, hash, from, data); err != nil {
-		if err == socketio.ErrQueueFull {
+		if errors.Is(err, socketio.ErrQueueFull) {
 			s.metrics.signalDropped(signalDropQueueFull)
 		} else {
 			s.metrics.emitErrors.Inc()

@@ -283,11 +283,24 @@ func (h *conn) signal(m mediation.Signal) bool {
 	}
 	if s.reg.lookup(m.PeerID) != nil {
 		s.deliver(m.Hash, h.self.id, m.PeerID, m.Data)
-	} else if via := s.routes.lookup(m.PeerID, time.Now()); via != nil &&
-		s.emit(via.c, mediation.Signal{Hash: m.Hash, PeerID: h.self.id + m.PeerID, Data: m.Data}) == nil {
+		return true
+	}
+	if via := s.routes.lookup(m.PeerID, time.Now()); via != nil {
 		// Back through the mediator the remote peer's signals came from.
-		s.metrics.signalsRelayed.Inc()
-	} else if s.Federation != nil && s.Federation.RelaySignal(m.Hash, h.self.id, m.PeerID, m.Data) {
+		// Dropped rather than queued when the link is backed up: one peer's
+		// flood must not cost the link, which carries others' signals too.
+		err := via.c.TryEmit(mediation.EventSignal, m.Hash, h.self.id+m.PeerID, m.Data)
+		switch {
+		case err == nil:
+			s.metrics.signalsRelayed.Inc()
+			return true
+		case errors.Is(err, socketio.ErrQueueFull):
+			s.metrics.signalDropped(signalDropQueueFull)
+			return true
+		}
+		// The link is closing: the federation may know another way.
+	}
+	if s.Federation != nil && s.Federation.RelaySignal(m.Hash, h.self.id, m.PeerID, m.Data) {
 		s.metrics.signalsRelayed.Inc()
 	} else {
 		s.metrics.signalsUnroutable.Inc()
