@@ -63,6 +63,11 @@ func TestBatchEvents(t *testing.T) {
 	if n := testutil.ToFloat64(s.metrics.events[7]); n != 3 { // announce_many
 		t.Fatalf("announce_many counted %v times, want 3", n)
 	}
+	// Hashes named, batches included: the first announce_many's 3 (the
+	// dropped ones are not counted) and finish_many's 1.
+	if a, f := testutil.ToFloat64(s.metrics.hashes[1]), testutil.ToFloat64(s.metrics.hashes[2]); a != 3 || f != 1 {
+		t.Fatalf("hashes announced %v, finished %v; want 3, 1", a, f)
+	}
 }
 
 // Rates and caps count hashes, not events: a batch costs its length.

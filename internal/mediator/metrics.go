@@ -80,6 +80,7 @@ type metrics struct {
 	signalsUnroutable prometheus.Counter
 	peersAnswers      prometheus.Counter
 	emitErrors        prometheus.Counter
+	hashes            [3]prometheus.Counter // hashes named by get_peers, announce, finish and their batch forms
 	transportErrors   *prometheus.CounterVec // by the transport's error kind, a small fixed set
 	getPeers          prometheus.Histogram
 }
@@ -124,6 +125,9 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		"Signals for a connected peer not delivered to protect it from floods, by limit.", "limit", signalDropReasons[:])
 	labelled(m.limited[:], "p2pcdn_mediator_limited_total",
 		"Connections, sessions and announces refused by a per-client-address limit, by limit.", "limit", limitNames[:])
+	labelled(m.hashes[:], "p2pcdn_mediator_hashes_received_total",
+		"Hashes named by get_peers, announce and finish events, their batch forms included (counted under the single form).",
+		"event", []string{mediation.EventGetPeers, mediation.EventAnnounce, mediation.EventFinish})
 	m.peersAnswers = counter("p2pcdn_mediator_peers_answers_total", "peers events sent.")
 	m.signalsRouted = counter("p2pcdn_mediator_signals_routed_total", "Signals delivered to a local peer.")
 	m.signalsRelayed = counter("p2pcdn_mediator_signals_relayed_total", "Signals handed to another mediator.")
@@ -155,6 +159,18 @@ func (m *metrics) event(name string) {
 		}
 	}
 	m.events[len(eventNames)-1].Inc()
+}
+
+// named counts the hashes an accepted event names.
+func (m *metrics) named(msg mediation.Message, n int) {
+	switch msg.(type) {
+	case mediation.GetPeers, mediation.GetPeersMany:
+		m.hashes[0].Add(float64(n))
+	case mediation.Announce, mediation.AnnounceMany:
+		m.hashes[1].Add(float64(n))
+	case mediation.Finish, mediation.FinishMany:
+		m.hashes[2].Add(float64(n))
+	}
 }
 
 func (m *metrics) drop(reason string) {

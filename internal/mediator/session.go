@@ -155,6 +155,7 @@ func (h *conn) dispatch(ev socketio.Event) bool {
 	if n > 0 && !h.hashes.AllowN(time.Now(), n) {
 		return h.rateLimited(fmt.Errorf("more than %v hashes per second", h.hashes.Limit()))
 	}
+	h.s.metrics.named(m, n)
 	if hs, ok := m.(mediation.Handshake); ok {
 		return h.handshake(hs)
 	}
