@@ -80,7 +80,7 @@ type metrics struct {
 	signalsUnroutable prometheus.Counter
 	peersAnswers      prometheus.Counter
 	emitErrors        prometheus.Counter
-	hashes            [3]prometheus.Counter // hashes named by get_peers, announce, finish and their batch forms
+	hashes            [3]prometheus.Counter  // hashes named by get_peers, announce, finish and their batch forms
 	transportErrors   *prometheus.CounterVec // by the transport's error kind, a small fixed set
 	getPeers          prometheus.Histogram
 }
