@@ -191,6 +191,11 @@ func TestAttackDescriptorExhaustion(t *testing.T) {
 	if len(socks) > limit {
 		t.Fatalf("%d websockets accepted from one address, limit %d", len(socks), limit)
 	}
+	// Each held connection costs the server a goroutine or two (net/http's,
+	// a websocket's reader), and the test's own websockets one each.
+	if g := runtime.NumGoroutine() - g0 - len(socks); g > 2*limit+10 {
+		t.Fatalf("%d goroutines more for one address's connections, limit %d", g, limit)
+	}
 	// Another address is served: health, and a whole get_peers/signal.
 	resp, err := httpFrom("127.0.0.2").Get("http://" + addr + "/healthz")
 	if err != nil {
