@@ -72,7 +72,7 @@ const (
 	// tree; at about 150 bytes a hash that is 15 MB.
 	DefaultMaxHashesPerConn   = 100000
 	DefaultMaxHashesPerClient = 200000
-	DefaultMaxSeeders         = 5000000 // every announced (peer, hash) pair, about 750 MB
+	DefaultMaxSeeders         = 2000000 // every announced (peer, hash) pair, about 320 MB
 	DefaultEventRate          = 100     // events per second per connection
 	// DefaultHashRate (hashes named per second per connection) lets a seeder
 	// announce 100,000 files in about ten seconds; its burst is
