@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -185,8 +186,8 @@ func TestNATMatrix(t *testing.T) {
 				})
 			}
 		})
-		t.Logf("NAT matrix (%d cells in parallel, %v in all; time is the whole `get` process, or a page's fetch call; path from the internet router's counters):\n%s",
-			len(matrix), time.Since(start).Round(100*time.Millisecond), table(results))
+		t.Logf("NAT matrix (%d cells, up to %s at once, %v in all; time is the whole `get` process, or a page's fetch call; path from the internet router's counters):\n%s",
+			len(matrix), flag.Lookup("test.parallel").Value, time.Since(start).Round(100*time.Millisecond), table(results))
 	})
 }
 
