@@ -264,7 +264,7 @@ func lastLine(s string) string {
 // table formats the matrix for the test log.
 func table(results []*result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-40s %-6s %9s %-8s %12s %12s  %s\n", "cell", "result", "time", "path", "direct B", "via relay B", "note")
+	fmt.Fprintf(&b, "%-48s %-6s %9s %-8s %12s %12s  %s\n", "cell", "result", "time", "path", "direct B", "via relay B", "note")
 	for _, r := range results {
 		if r.status == "" {
 			continue // not selected by -run
@@ -277,7 +277,7 @@ func table(results []*result) string {
 		if r.exit > 0 {
 			note = strings.TrimSpace(fmt.Sprintf("exit %d; %s", r.exit, note))
 		}
-		fmt.Fprintf(&b, "%-40s %-6s %9s %-8s %12d %12d  %s\n", r.cell, r.status, took, r.path(), r.direct, r.relay, note)
+		fmt.Fprintf(&b, "%-48s %-6s %9s %-8s %12d %12d  %s\n", r.cell, r.status, took, r.path(), r.direct, r.relay, note)
 	}
 	return b.String()
 }
