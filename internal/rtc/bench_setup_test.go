@@ -2,7 +2,9 @@ package rtc
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/transport/v5"
@@ -21,6 +23,8 @@ type setupScenario struct {
 	name string
 	// peers returns the two transports (ours) and the networks plus servers for the pion baseline.
 	ours func(b *testing.B) (*Transport, *Transport)
+	// lab, for NAT scenarios, returns our transports with cfg.
+	lab  func(b *testing.B, cfg Config) (*Transport, *Transport)
 	pion func(b *testing.B) (api1, api2 *webrtc.API, servers []webrtc.ICEServer)
 }
 
@@ -43,6 +47,9 @@ func setupScenarios() []setupScenario {
 			name: "nat-" + ka.String() + "-" + kb.String() + "-" + what,
 			ours: func(b *testing.B) (*Transport, *Transport) {
 				return newVLab(b, ka, kb).transports(b, servers, Config{})
+			},
+			lab: func(b *testing.B, cfg Config) (*Transport, *Transport) {
+				return newVLab(b, ka, kb).transports(b, servers, cfg)
 			},
 			pion: func(b *testing.B) (*webrtc.API, *webrtc.API, []webrtc.ICEServer) {
 				l := newVLab(b, ka, kb)
@@ -145,4 +152,44 @@ func rawSetup(b *testing.B, api1, api2 *webrtc.API, servers []webrtc.ICEServer) 
 		}
 	}
 	return p1, p2
+}
+
+// BenchmarkSetupVariant measures pion's ICE knobs one at a time on our Transport, in the NAT
+// scenarios where they matter.
+func BenchmarkSetupVariant(b *testing.B) {
+	waits := func(host, srflx, prflx, relay time.Duration) func(*webrtc.SettingEngine) {
+		return func(se *webrtc.SettingEngine) {
+			se.SetHostAcceptanceMinWait(host)
+			se.SetSrflxAcceptanceMinWait(srflx)
+			se.SetPrflxAcceptanceMinWait(prflx)
+			se.SetRelayAcceptanceMinWait(relay)
+		}
+	}
+	variants := []struct {
+		name string
+		tune func(*webrtc.SettingEngine)
+	}{
+		{"pionWaits", waits(0, 500*time.Millisecond, time.Second, 2*time.Second)},
+		{"noWaits", waits(0, 0, 0, 0)},
+		{"relay100ms", waits(0, 0, 0, 100*time.Millisecond)},
+		{"relay300ms", waits(0, 0, 0, 300*time.Millisecond)},
+	}
+	for _, sc := range setupScenarios() {
+		if !strings.HasPrefix(sc.name, "nat-") {
+			continue
+		}
+		for _, v := range variants {
+			b.Run(sc.name+"/"+v.name, func(b *testing.B) {
+				x, y := sc.lab(b, Config{tune: v.tune})
+				b.ResetTimer()
+				for range b.N {
+					ca, cb := connect(b, x, y, nil)
+					b.StopTimer()
+					_ = ca.Close()
+					_ = cb.Close()
+					b.StartTimer()
+				}
+			})
+		}
+	}
 }

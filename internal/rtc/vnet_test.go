@@ -129,7 +129,7 @@ func (l *vlab) transports(tb testing.TB, servers []webrtc.ICEServer, cfg Config)
 	mk := func(n transport.Net) *Transport {
 		c := cfg
 		c.ICEServers = servers
-		c.net = n
+		c.simNet = n
 		if c.Logger == nil {
 			c.Logger = quietLogger()
 		}
