@@ -54,7 +54,7 @@ func newLogger(cctx *cli.Context) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// newTransport builds the WebRTC transport from the peer flags.
+// newTransport builds the WebRTC transport from the peer flags (and seed's --ice-tcp-listen).
 func newTransport(cctx *cli.Context, log *slog.Logger) (*rtc.Transport, error) {
 	cfg := rtc.Config{Loopback: cctx.Bool("ice-loopback"), Logger: log}
 	for _, s := range cctx.StringSlice("ice-server") {
@@ -64,7 +64,18 @@ func newTransport(cctx *cli.Context, log *slog.Logger) (*rtc.Transport, error) {
 		}
 		cfg.ICEServers = append(cfg.ICEServers, servers...)
 	}
-	return rtc.New(cfg)
+	if addr := cctx.String("ice-tcp-listen"); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("--ice-tcp-listen %s: %w", addr, err)
+		}
+		cfg.ICETCPListener = ln // the transport closes it
+	}
+	tr, err := rtc.New(cfg)
+	if err != nil && cfg.ICETCPListener != nil {
+		cfg.ICETCPListener.Close()
+	}
+	return tr, err
 }
 
 // embedMediator starts a mediator on addr for the life of ctx. The returned

@@ -31,6 +31,11 @@ func seedCommand() *cli.Command {
 				Name:  "json",
 				Usage: "print one info dictionary (JSON) per line instead of the human summary",
 			},
+			&cli.StringFlag{
+				Name: "ice-tcp-listen",
+				Usage: "also accept WebRTC over TCP (ICE-TCP) on `ADDR` (e.g. :8443), so peers whose network " +
+					"blocks UDP reach this seeder directly; open that TCP port in the firewall",
+			},
 			&cli.BoolFlag{
 				Name:  "no-cache",
 				Usage: "hash every file again instead of using the hash cache",
