@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -60,11 +61,18 @@ func runSeed(cctx *cli.Context) error {
 		defer cancel()
 	}
 
-	tr, err := newTransport(cctx, log)
+	rtcCfg, err := rtcConfig(cctx, log)
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
+	if addr := cctx.String("ice-tcp-listen"); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("--ice-tcp-listen %s: %w", addr, err)
+		}
+		defer ln.Close() // the transport closes it too; this covers an early return
+		rtcCfg.ICETCPListener = ln
+	}
 
 	warn := func(path string, err error) { fmt.Fprintf(os.Stderr, "p2pcdn: warning: %s: %v\n", path, err) }
 	var cache *store.HashCache
@@ -94,13 +102,13 @@ func runSeed(cctx *cli.Context) error {
 		getCmd = "p2pcdn get --ice-loopback --mediator " + mediatorURL
 	}
 	err = seed.Run(ctx, seed.Config{
-		Paths:     cctx.Args().Slice(),
-		Mediator:  mediatorURL,
-		Transport: tr,
-		Cache:     cache,
-		Logger:    log,
-		Progress:  progress,
-		Warn:      warn,
+		Paths:    cctx.Args().Slice(),
+		Mediator: mediatorURL,
+		RTC:      rtcCfg,
+		Cache:    cache,
+		Logger:   log,
+		Progress: progress,
+		Warn:     warn,
 		Ready: func(files []scan.Entry) {
 			if bar != nil {
 				bar.Finish()
