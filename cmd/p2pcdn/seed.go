@@ -109,6 +109,7 @@ func runSeed(cctx *cli.Context) error {
 		Logger:   log,
 		Progress: progress,
 		Warn:     warn,
+		Notice:   func(msg string) { fmt.Fprintf(os.Stderr, "p2pcdn: %s\n", msg) },
 		Ready: func(files []scan.Entry) {
 			if bar != nil {
 				bar.Finish()

@@ -9,6 +9,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcdn/p2pcdn/internal/testing/simnet"
 )
 
 // Connection setup: from creating the offer until the data channel is open on both sides, with
@@ -42,18 +44,18 @@ func setupScenarios() []setupScenario {
 			},
 		}
 	}
-	lab := func(ka, kb natKind, servers []webrtc.ICEServer, what string) setupScenario {
+	lab := func(ka, kb simnet.Kind, servers []webrtc.ICEServer, what string) setupScenario {
 		return setupScenario{
 			name: "nat-" + ka.String() + "-" + kb.String() + "-" + what,
 			ours: func(b *testing.B) (*Transport, *Transport) {
-				return newVLab(b, ka, kb).transports(b, servers, Config{})
+				return labTransports(b, ka, kb, servers, Config{})
 			},
 			lab: func(b *testing.B, cfg Config) (*Transport, *Transport) {
-				return newVLab(b, ka, kb).transports(b, servers, cfg)
+				return labTransports(b, ka, kb, servers, cfg)
 			},
 			pion: func(b *testing.B) (*webrtc.API, *webrtc.API, []webrtc.ICEServer) {
-				l := newVLab(b, ka, kb)
-				return vnetPionAPI(l.a), vnetPionAPI(l.b), servers
+				l := simnet.New(b, ka, kb)
+				return vnetPionAPI(l.A), vnetPionAPI(l.B), servers
 			},
 		}
 	}
@@ -64,9 +66,9 @@ func setupScenarios() []setupScenario {
 		loop("none", none),
 		loop("stun", stun),
 		loop("turn", turn),
-		lab(public, cone, nil, "none"),
-		lab(cone, cone, stun(labServer), "stun"),
-		lab(symmetric, symmetric, turn(labServer), "turn"),
+		lab(simnet.Public, simnet.Cone, nil, "none"),
+		lab(simnet.Cone, simnet.Cone, []webrtc.ICEServer{simnet.STUN()}, "stun"),
+		lab(simnet.Symmetric, simnet.Symmetric, []webrtc.ICEServer{simnet.TURN()}, "turn"),
 	}
 }
 

@@ -62,6 +62,9 @@ type Config struct {
 	// Loopback restricts ICE to UDP4 on loopback addresses: only loopback local candidates, remote
 	// candidates other than loopback dropped, mDNS off. For tests and single-host use.
 	Loopback bool
+	// Net, if set, replaces the operating system's network (tests: a simulated internet on pion's
+	// vnet, see internal/testing/simnet). mDNS is then off.
+	Net transport.Net
 	// Logger receives connection logs; nil means slog.Default().
 	Logger *slog.Logger
 
@@ -84,8 +87,6 @@ type Config struct {
 	// SCTPRTOMax caps SCTP's retransmission timeout backoff; 0 means DefaultSCTPRTOMax.
 	SCTPRTOMax time.Duration
 
-	// simNet replaces the operating system's network (tests: pion's simulated vnet).
-	simNet transport.Net
 	// tune, if set, adjusts pion's settings after ours (benchmarks compare variants with it).
 	tune func(*webrtc.SettingEngine)
 }

@@ -37,6 +37,21 @@ func (e *ICEError) Error() string {
 
 func (e *ICEError) Unwrap() error { return ErrICEFailed }
 
+// Hint suggests what would let the peers connect, for a user; "" when nothing obvious would.
+func (e *ICEError) Hint() string {
+	switch {
+	case !e.STUN && !e.TURN:
+		return "peers behind NATs need a STUN server, and often a TURN relay: " +
+			"a p2pcdn mediator started with --turn offers both, or pass --ice-server"
+	case !e.TURN:
+		return "these networks need a TURN relay: a p2pcdn mediator started with --turn offers one, " +
+			"or pass --ice-server turn:USER:PASS@HOST:PORT"
+	case !e.Local.Has("relay", "udp") && !e.Local.Has("relay", "tcp"):
+		return "the TURN server gave us no relay address: check that it is reachable and its credentials valid"
+	}
+	return ""
+}
+
 // ServersText says which kinds of ICE servers were configured, for messages.
 func ServersText(stunOn, turnOn bool) string {
 	switch {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcdn/p2pcdn/internal/testing/simnet"
 )
 
 func TestCandidateKinds(t *testing.T) {
@@ -34,7 +36,7 @@ func TestCandidateKinds(t *testing.T) {
 	if !stunOn || turnOn {
 		t.Errorf("stun only: %v %v", stunOn, turnOn)
 	}
-	if _, turnOn := serverKinds([]webrtc.ICEServer{turnServer(labServer)}); !turnOn {
+	if _, turnOn := serverKinds([]webrtc.ICEServer{simnet.TURN()}); !turnOn {
 		t.Error("turn not seen")
 	}
 }
@@ -123,16 +125,16 @@ func dialBoth(t *testing.T, a, b *Transport) (dialErr, acceptErr error, took tim
 func TestICEFailsFastBehindNATs(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
-		ka, kb       natKind
+		ka, kb       simnet.Kind
 		servers      []webrtc.ICEServer
 		local        string
 		stun, turnOn bool
 	}{
-		{"cone-cone no servers", cone, cone, nil, "host/udp", false, false},
-		{"symmetric-symmetric STUN only", symmetric, symmetric, []webrtc.ICEServer{stunServer(labServer)}, "host/udp, srflx/udp", true, false},
+		{"cone-cone no servers", simnet.Cone, simnet.Cone, nil, "host/udp", false, false},
+		{"symmetric-symmetric STUN only", simnet.Symmetric, simnet.Symmetric, []webrtc.ICEServer{simnet.STUN()}, "host/udp, srflx/udp", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := newVLab(t, tc.ka, tc.kb).transports(t, tc.servers, Config{})
+			a, b := labTransports(t, tc.ka, tc.kb, tc.servers, Config{})
 			dialErr, acceptErr, took := dialBoth(t, a, b)
 			t.Logf("dial gave up after %v: %v", took.Round(time.Millisecond), dialErr)
 			for side, err := range map[string]error{"dial": dialErr, "accept": acceptErr} {

@@ -65,8 +65,8 @@ func New(cfg Config) (*Transport, error) {
 	se.SetRelayAcceptanceMinWait(relayAcceptanceWait)
 	se.SetICETimeouts(iceDisconnected, iceFailed, iceKeepalive)
 	switch {
-	case cfg.simNet != nil:
-		se.SetNet(cfg.simNet)
+	case cfg.Net != nil:
+		se.SetNet(cfg.Net)
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	case cfg.SocketBuffer > 0:
 		n, err := newBufferedNet(cfg.SocketBuffer)
