@@ -351,7 +351,6 @@ func TestProtoTargetOrdersLikeKBucket(t *testing.T) {
 	}
 }
 
-
 // node returns m's DHT node, nil before it runs.
 func (m *testMediator) node() *dht.Server {
 	m.fed.mu.Lock()
