@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -28,8 +29,8 @@ import (
 var (
 	// ErrNoPeers: no peer could be reached before the timeout.
 	ErrNoPeers = errors.New("no peers found in time")
-	// ErrStalled: peers were found but the download made no progress for
-	// the timeout.
+	// ErrStalled: peers were found but the download made no progress
+	// (verified data) for the timeout.
 	ErrStalled = errors.New("download stalled")
 	// ErrVerify: the peers that sent data sent corrupt pieces or a false
 	// info dictionary (and were banned), and no honest peer came in time.
@@ -60,7 +61,8 @@ type Config struct {
 	Transport *rtc.Transport
 	PeerID    string // random when empty
 	// Timeout gives up when no peer is found, or no progress is made, for
-	// this long.
+	// this long. Only verified data is progress: the info dictionary and
+	// pieces whose hash matched.
 	Timeout   time.Duration
 	WantPeers int
 	Logger    *slog.Logger
@@ -163,6 +165,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	if err := d.dl.Finish(); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Someone put a file there while we downloaded; it is left alone.
+			return nil, fmt.Errorf("%s appeared while downloading and was left alone; the complete download is kept as %s: %w",
+				d.path, d.path+store.PartSuffix, ErrExists)
+		}
 		return nil, err
 	}
 	st := t.Stats()
@@ -259,9 +266,10 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 	defer tick.Stop()
 
 	client.GetPeers(ctx, d.cfg.Hash)
+	// Progress is verified data only (the info dictionary, then pieces), so
+	// a peer sending bytes that never verify cannot hold --timeout off.
 	lastProgress := time.Now()
-	var lastHave int
-	var lastDown int64
+	lastHave, infoKnown := 0, d.cfg.Info != nil
 	everConnected := false
 	for {
 		select {
@@ -293,18 +301,18 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 			if st.Peers > 0 {
 				everConnected = true
 			}
-			if st.PiecesHave != lastHave || st.Downloaded != lastDown {
-				lastHave, lastDown, lastProgress = st.PiecesHave, st.Downloaded, time.Now()
+			if st.PiecesHave != lastHave || (st.PiecesTotal > 0 && !infoKnown) {
+				lastHave, infoKnown, lastProgress = st.PiecesHave, true, time.Now()
 			}
 			if time.Since(lastProgress) > d.cfg.Timeout {
 				if st.Banned > 0 && st.Peers == 0 {
-					return fmt.Errorf("%w: %d peer(s) sent data that did not match the full hash and were banned, and no other peer came in %s",
+					return fmt.Errorf("%w: %d peer(s) sent false or unsolicited data and were banned, and no other peer came in %s",
 						ErrVerify, st.Banned, d.cfg.Timeout)
 				}
 				if !everConnected {
 					return fmt.Errorf("%w (%s) for %s", ErrNoPeers, d.cfg.Timeout, d.cfg.Hash)
 				}
-				return fmt.Errorf("%w: nothing received for %s", ErrStalled, d.cfg.Timeout)
+				return fmt.Errorf("%w: no verified data for %s", ErrStalled, d.cfg.Timeout)
 			}
 		}
 	}
