@@ -229,4 +229,3 @@ func TestFederationWithPrototypeMediators(t *testing.T) {
 		})
 	}
 }
-
