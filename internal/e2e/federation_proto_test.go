@@ -229,3 +229,78 @@ func TestFederationWithPrototypeMediators(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkGetMixedFederation times whole `p2pcdn get` processes of a 1 MB
+// file across two federated mediators, in the same run, interleaved:
+//   - ours: seeder on our mediator A, get through our mediator B (the
+//     baseline);
+//   - mixed: seeder on a prototype stand-in, get through our mediator
+//     beside it (40-byte lookup, our REPLICATION link to the prototype);
+//   - reverse: seeder on that mediator of ours, get through the prototype
+//     stand-in (its lookup, its socket.io-client link to ours).
+//
+// Every mediator has looked the hash up once before the clock starts (the
+// links are warm, as in steady state); the first, cold get of each is
+// reported too. It reports medians and their ratios to ours.
+func BenchmarkGetMixedFederation(b *testing.B) {
+	dir := b.TempDir()
+	src, src2 := filepath.Join(dir, "bench.bin"), filepath.Join(dir, "bench2.bin")
+	writeRandom(b, src, 1000000, 91)
+	writeRandom(b, src2, 1000000, 92)
+
+	oa := startFedMediator(b, "mediator A (ours)")
+	ob := startFedMediator(b, "mediator B (ours)", oa.dht)
+	ob.waitBootstrapped(1)
+	pa := startStandIn(b, "prototype mediator P", "")
+	pb := startFedMediator(b, "mediator B (beside P)", pa.dht)
+	pb.waitBootstrapped(1)
+
+	hash := startSeeder(b, oa.mediator, nil, src).infos[0].FullHash
+	if h := startSeeder(b, pa.asMediator(), nil, src).infos[0].FullHash; h != hash {
+		b.Fatal("the same file hashed differently")
+	}
+	hash2 := startSeeder(b, pb.mediator, nil, src2).infos[0].FullHash
+	oa.waitAnnounced(hash)
+	pa.waitAnnounced(hash)
+	pb.waitProtoAnnounced(hash2)
+
+	timedGet := func(m *mediator, h string) time.Duration {
+		out := b.TempDir()
+		begin := time.Now()
+		p := startGet(b, m, out, "--timeout", "60s", h)
+		code := p.Wait(runTimeout)
+		d := time.Since(begin)
+		if code != 0 {
+			b.Fatalf("get exited %d; stderr:\n%s", code, p.Stderr())
+		}
+		return d
+	}
+	kinds := []struct {
+		name string
+		m    *mediator
+		hash string
+	}{{"ours", ob.mediator, hash}, {"mixed", pb.mediator, hash}, {"reverse", pa.asMediator(), hash2}}
+	times := make([][]time.Duration, len(kinds))
+	cold := make([]time.Duration, len(kinds))
+	for i, k := range kinds {
+		cold[i] = timedGet(k.m, k.hash)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		// Rotate which goes first, so none always pays for the previous.
+		for j := range kinds {
+			k := (i + j) % len(kinds)
+			times[k] = append(times[k], timedGet(kinds[k].m, kinds[k].hash))
+		}
+	}
+	b.StopTimer()
+	base := median(times[0])
+	for i, k := range kinds {
+		m := median(times[i])
+		b.ReportMetric(float64(m.Milliseconds()), k.name+"-ms")
+		b.ReportMetric(float64(cold[i].Milliseconds()), k.name+"-cold-ms")
+		if i > 0 {
+			b.ReportMetric(float64(m)/float64(base), k.name+"/ours")
+		}
+	}
+}
