@@ -446,3 +446,28 @@ func TestProtoQueries(t *testing.T) {
 		t.Fatalf("20-byte get_peers answered %+v", r)
 	}
 }
+
+// TestProtoAnnounceFloodIsBounded: one node announcing thousands of
+// 40-byte keys with a valid token fills our store up to its cap and no
+// further.
+func TestProtoAnnounceFloodIsBounded(t *testing.T) {
+	const keys, maxKeys = 3000, 500
+	m := newMediator(t, "A", func(c *Config) { c.SendRate, c.SendBurst = 1e6, 1e6 })
+	m.fed.proto.store.maxKeys = maxKeys // before Run: no lock needed yet
+	m.start(t)
+	c := newKRPCClient(t, m.fed.DHTAddr())
+	r := c.query40(t, "get_peers", map[string]any{"info_hash": randomHash(t)})
+	for i := range keys {
+		c.send("announce_peer", map[string]any{"info_hash": randomHash(t), "port": 4000 + i%1000, "token": r.R.Token})
+		if i%100 == 99 {
+			c.query("ping", map[string]any{})
+		}
+	}
+	c.query("ping", map[string]any{})
+	m.fed.proto.store.mu.Lock()
+	n := len(m.fed.proto.store.m)
+	m.fed.proto.store.mu.Unlock()
+	if n != maxKeys {
+		t.Fatalf("the 40-byte store holds %d keys after %d announces, want its cap %d", n, keys, maxKeys)
+	}
+}
