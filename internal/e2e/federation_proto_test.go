@@ -9,9 +9,13 @@ package e2e
 
 import (
 	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -20,6 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/p2pcdn/p2pcdn/internal/chromium"
 	"github.com/p2pcdn/p2pcdn/internal/testenv"
 )
 
@@ -185,6 +192,9 @@ func getVia(t *testing.T, via string, m *mediator, hash, src string) *summary {
 //   - A -> C: the mixed chain prototype <- ours <- prototype: C knows only
 //     B, whose DHT node holds A's announcement and answers C with it;
 //   - C -> A: the other way, through B's DHT node too.
+//
+// Then our page (web/p2pcdn.js in Chromium) fetches through each mediator a
+// file seeded at another.
 func TestFederationWithPrototypeMediators(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -218,6 +228,32 @@ func TestFederationWithPrototypeMediators(t *testing.T) {
 			t.Logf("took %d ms", *sum.ElapsedMS)
 		})
 	}
+	// Our page (web/p2pcdn.js in Chromium, loaded from B) through each
+	// mediator, for a file seeded at another.
+	t.Run("our page", func(t *testing.T) {
+		tab := chromium.New(t).Tab()
+		ctx, cancel := context.WithTimeout(tab, startTimeout)
+		defer cancel()
+		if err := chromedp.Do(ctx, chromedp.Navigate("http://"+b.addr+"/")); err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range []struct{ seeder, through, hash string }{
+			{"b", "A", hashB}, {"a", "B", hashA}, {"a", "C", hashA},
+		} {
+			t.Run(fmt.Sprintf("seeder on %s, page through %s", strings.ToUpper(g.seeder), g.through), func(t *testing.T) {
+				got := pageEval[string](t, tab, fmt.Sprintf(`(async () => {
+					const node = await p2pcdn.connect({mediator: %q, iceServers: []});
+					const blob = await node.fetch(%q);
+					const sum = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+					return Array.from(new Uint8Array(sum), (b) => b.toString(16).padStart(2, "0")).join("");
+				})()`, via[g.through].url(), g.hash))
+				if want := fileSHA256(t, files[g.seeder]); got != want {
+					t.Fatalf("the page fetched content with SHA-256 %s, want %s", got, want)
+				}
+			})
+		}
+	})
+
 	// A and C found B under the 40-byte key and linked to it as the
 	// prototype does: long-polling first, then the upgrade to WebSocket.
 	for _, s := range []*standIn{a, c} {
@@ -303,4 +339,26 @@ func BenchmarkGetMixedFederation(b *testing.B) {
 			b.ReportMetric(float64(m)/float64(base), k.name+"/ours")
 		}
 	}
+}
+
+// pageEval evaluates expr in the tab, awaiting a returned promise.
+func pageEval[T any](t testing.TB, tab context.Context, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, runTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluating %.100q: %v", expr, err)
+	}
+	return v
+}
+
+func fileSHA256(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

@@ -75,11 +75,16 @@ function link(host, port, hash) {
     const socket = connect(`ws://${addr}`); // default options, as the prototype
     l = { socket, established: false, hashes: new Set(), answers: new Map() };
     links.set(addr, l);
+    // The engine's first transport, seen before the upgrade can start.
+    let first = null;
+    socket.io.on("open", () => {
+      const engine = socket.io.engine;
+      first = engine.transport.name;
+      engine.once("upgrade", (t) => out({ ev: "upgraded", addr, transport: t.name }));
+    });
     socket.on("connect", () => {
       socket.emit("handshake", id, 1);
-      const engine = socket.io.engine;
-      out({ ev: "link", addr, transport: engine.transport.name });
-      engine.once("upgrade", (t) => out({ ev: "upgraded", addr, transport: t.name }));
+      out({ ev: "link", addr, transport: first });
     });
     socket.on("established", () => {
       l.established = true;
