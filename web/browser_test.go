@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,6 +37,18 @@ type testMediator struct {
 	lw     *lockedWriter
 	cancel context.CancelFunc
 	done   chan error
+
+	mu      sync.Mutex
+	offered []string // what the /hashes stand-in lists
+}
+
+// offer sets what GET /hashes lists while our Go mediator does not serve it
+// itself (a stand-in in the fallback handler; the mediator's own route, once
+// it has one, answers first).
+func (m *testMediator) offer(hashes ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.offered = hashes
 }
 
 func startMediator(t testing.TB) *testMediator {
@@ -56,6 +70,16 @@ func (m *testMediator) start() {
 	mux.HandleFunc("/test.html", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, testPage)
+	})
+	mux.HandleFunc("/hashes", func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		list := make([]map[string]any, 0, len(m.offered))
+		for _, h := range m.offered {
+			list = append(list, map[string]any{"hash": h, "seeders": 1})
+		}
+		m.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"hashes": list, "total": len(list)}) //nolint:errcheck // the test sees a failure in the page
 	})
 	mux.Handle("/", Handler())
 	srv := &mediator.Server{
@@ -270,9 +294,10 @@ func TestHandler(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) || len(body) == 0 {
 			t.Errorf("GET %s: %d %q %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
 		}
-		if path == "/p2pcdn.js" && len(body) > 60<<10 {
-			t.Errorf("p2pcdn.js is %d bytes, budget is 60 KiB", len(body))
+		if path == "/p2pcdn.js" && len(body) > 80<<10 {
+			t.Errorf("p2pcdn.js is %d bytes, budget is 80 KiB", len(body))
 		}
+		checkGzip(t, base+path, body)
 		req, _ := http.NewRequest("GET", base+path, nil)
 		req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
 		resp2, err := http.DefaultClient.Do(req)
@@ -291,5 +316,48 @@ func TestHandler(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("GET /nope.js: %d, want 404", resp.StatusCode)
+	}
+}
+
+// checkGzip fetches url asking for gzip: the body must be gzip that
+// decompresses to plain, within the budget on the wire, and 304 with its own
+// ETag; a client that refuses gzip (q=0) gets the plain bytes.
+func checkGzip(t *testing.T, url string, plain []byte) {
+	t.Helper()
+	get := func(ae, etag string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Accept-Encoding", ae) // set by hand, so the transport does not decompress
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	resp, z := get("br, gzip;q=0.8", "")
+	if resp.Header.Get("Content-Encoding") != "gzip" || !strings.Contains(resp.Header.Get("Vary"), "Accept-Encoding") {
+		t.Fatalf("GET %s with gzip accepted: Content-Encoding %q, Vary %q", url, resp.Header.Get("Content-Encoding"), resp.Header.Get("Vary"))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unz, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(unz, plain) {
+		t.Errorf("GET %s: gzip body does not decompress to the plain one (%v)", url, err)
+	}
+	if strings.HasSuffix(url, ".js") && len(z) > 24<<10 {
+		t.Errorf("p2pcdn.js is %d bytes gzipped, budget is 24 KiB", len(z))
+	}
+	t.Logf("%s: %d bytes, %d gzipped", url, len(plain), len(z))
+	if r2, _ := get("gzip", resp.Header.Get("ETag")); r2.StatusCode != http.StatusNotModified {
+		t.Errorf("GET %s gzip with its ETag: %d, want 304", url, r2.StatusCode)
+	}
+	if r3, b := get("gzip;q=0, identity", ""); r3.Header.Get("Content-Encoding") != "" || !bytes.Equal(b, plain) {
+		t.Errorf("GET %s refusing gzip: Content-Encoding %q, %d bytes", url, r3.Header.Get("Content-Encoding"), len(b))
 	}
 }

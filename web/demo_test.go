@@ -8,6 +8,10 @@ import (
 	"image/color"
 	"image/png"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,4 +118,168 @@ func TestDemoPage(t *testing.T) {
 		screenshot(t, c, dir, fmt.Sprintf("demo-fetched-%s.png", v.tag), v.w, v.h)
 		screenshot(t, a, dir, fmt.Sprintf("demo-shared-%s.png", v.tag), v.w, v.h)
 	}
+}
+
+// pageRect is an element's box in document coordinates (CSS pixels, which
+// are screenshot pixels at a device scale of 1).
+type pageRect struct{ X, Y, W, H int }
+
+const rectJS = `((el) => { const r = el.getBoundingClientRect(); return {X: Math.round(r.left + scrollX), Y: Math.round(r.top + scrollY), W: Math.round(r.width), H: Math.round(r.height)}; })(document.getElementById("preview"))`
+
+// shot takes a full-page screenshot at 1280×800, saves it and decodes it.
+func shot(t *testing.T, tab context.Context, dir, name string) image.Image {
+	t.Helper()
+	screenshot(t, tab, dir, name, 1280, 800)
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// distinctShare is the share of distinct colours among the pixels of r in
+// img: near 1 where the noise image is drawn, small for page text and
+// backgrounds.
+func distinctShare(img image.Image, r pageRect) float64 {
+	seen := map[color.RGBA]bool{}
+	n := 0
+	for y := r.Y; y < r.Y+r.H; y++ {
+		for x := r.X; x < r.X+r.W; x++ {
+			if !(image.Point{x, y}.In(img.Bounds())) {
+				continue
+			}
+			c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
+			seen[c] = true
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(len(seen)) / float64(n)
+}
+
+// TestDemoPageFetchSequence fetches an image, then a text file, then a hash
+// nobody has, on one demo page, picking the first from the list of what the
+// mediator's seeders offer. The image preview must be gone (computed style
+// and the pixels of a screenshot) once the text file is shown, and no
+// stats line of an earlier fetch may stay during the next one.
+func TestDemoPageFetchSequence(t *testing.T) {
+	m := startMediator(t)
+	dir := artifactDir(t)
+	files := t.TempDir()
+	pic, txt := filepath.Join(files, "landscape.png"), filepath.Join(files, "notes.txt")
+	if err := os.WriteFile(pic, noisePNG(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(txt, bytes.Repeat([]byte("p2pcdn demo notes\n"), 2000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	b := chromium.New(t)
+	a, c := b.Tab(), b.NewTab()
+	navigate(t, a, m.URL()+"/")
+	ctx, cancel := context.WithTimeout(a, timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#pick"), []string{pic, txt})); err != nil {
+		t.Fatalf("choosing files: %v", err)
+	}
+	waitFor(t, a, "both files shared", `document.querySelectorAll(".file[data-hash]").length === 2`)
+	hashOf := func(name string) string {
+		return eval[string](t, a, fmt.Sprintf(`[...document.querySelectorAll(".file[data-hash]")].find((c) => c.textContent.includes(%q)).dataset.hash`, name))
+	}
+	picHash, txtHash := hashOf("landscape.png"), hashOf("notes.txt")
+	m.offer(picHash, txtHash)
+	waitFor(t, a, "the seeder's list marks its own files", `document.querySelectorAll("#offered li").length === 2 && document.getElementById("offered").textContent.includes("this tab")`)
+
+	navigate(t, c, m.URL()+"/")
+	if s := eval[string](t, c, `document.body.textContent`); !strings.Contains(s, m.URL()+"/#<full hash>") {
+		t.Errorf("the page does not explain its share links (%s/#<full hash>)", m.URL())
+	}
+	waitFor(t, c, "the list of offered files", `document.querySelectorAll("#offered li").length === 2`)
+	if s := eval[string](t, c, `document.getElementById("offeredinfo").textContent`); !strings.Contains(s, "2 files offered") {
+		t.Errorf("list heading = %q", s)
+	}
+	cctx, ccancel := context.WithTimeout(c, timeout)
+	defer ccancel()
+	if err := chromedp.Do(cctx, chromedp.Click(fmt.Sprintf(`#offered li[data-hash="%s"] button`, picHash))); err != nil {
+		t.Fatalf("clicking the image in the list: %v", err)
+	}
+	done := `document.getElementById("status").dataset.state === "done"`
+	waitFor(t, c, "the image", done+` && document.getElementById("status").textContent.includes("landscape.png")`)
+	if !eval[bool](t, c, `document.getElementById("preview").decode().then(() => document.getElementById("preview").checkVisibility())`) {
+		t.Fatal("the fetched image's preview is not visible")
+	}
+	if s := eval[string](t, c, `document.getElementById("sharelink").textContent`); s != m.URL()+"/#"+picHash {
+		t.Errorf("share link = %q, want %s/#%s", s, m.URL(), picHash)
+	}
+	r := eval[pageRect](t, c, rectJS)
+	before := distinctShare(shot(t, c, dir, "demo-image.png"), r)
+
+	eval[bool](t, c, fmt.Sprintf(`document.getElementById("hash").value = %q; document.getElementById("go").click(); true`, txtHash))
+	waitFor(t, c, "the text file", done+` && document.getElementById("status").textContent.includes("notes.txt")`)
+	st := eval[map[string]any](t, c, `(() => { const p = document.getElementById("preview"), cs = getComputedStyle(p);
+		return {visible: p.checkVisibility(), display: cs.display, height: p.getBoundingClientRect().height, save: document.getElementById("save").download}; })()`)
+	if st["visible"] != false || st["display"] != "none" || st["height"] != 0.0 {
+		t.Errorf("after fetching a text file the image preview is still shown: %v", st)
+	}
+	if st["save"] != "notes.txt" {
+		t.Errorf("save button downloads %v, want notes.txt", st["save"])
+	}
+	after := distinctShare(shot(t, c, dir, "demo-text-after-image.png"), r)
+	t.Logf("distinct colours where the preview was: %.2f with the image, %.2f after the text file", before, after)
+	if before < 0.5 {
+		t.Errorf("the screenshot with the image shows no image where the preview is (%.2f distinct colours)", before)
+	}
+	if after > 0.1 {
+		t.Errorf("the screenshot after the text file still shows the image where the preview was (%.2f distinct colours)", after)
+	}
+
+	// The next fetch (of a hash nobody has) starts clean: no stats line or
+	// result of the last one while it looks for peers.
+	if s := eval[string](t, c, `document.getElementById("stats").textContent`); s == "" {
+		t.Fatal("the finished fetch left no stats line; the next check would prove nothing")
+	}
+	next := eval[map[string]any](t, c, `document.getElementById("hash").value = "ab".repeat(20); document.getElementById("go").click();
+		({state: document.getElementById("status").dataset.state, stats: document.getElementById("stats").textContent,
+		  result: document.getElementById("result").checkVisibility()})`)
+	if next["state"] != "fetching" || next["stats"] != "" || next["result"] != false {
+		t.Errorf("while the next fetch looks for peers: %v, want fetching with no stats line and no result", next)
+	}
+	screenshot(t, c, dir, "demo-next-fetch.png", 1280, 800)
+}
+
+// TestDemoPageWithoutHashList: behind a mediator that has no GET /hashes
+// (the prototype's), the page says so and works otherwise. A proxy in front
+// of our mediator hides the route.
+func TestDemoPageWithoutHashList(t *testing.T) {
+	m := startMediator(t)
+	target, err := url.Parse(m.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hashes" {
+			http.NotFound(w, r)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+
+	b := chromium.New(t)
+	c := b.Tab()
+	navigate(t, c, proxy.URL+"/")
+	waitFor(t, c, "the note on the missing list", `document.getElementById("offeredinfo").textContent.includes("does not list")`)
+	waitFor(t, c, "the mediator connection", `document.getElementById("conn").textContent.startsWith("Connected")`)
+	if n := eval[int](t, c, `document.querySelectorAll("#offered li").length`); n != 0 {
+		t.Errorf("%d entries listed without a list", n)
+	}
+	screenshot(t, c, artifactDir(t), "demo-no-list.png", 390, 844)
 }

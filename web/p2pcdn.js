@@ -5,7 +5,8 @@
  * includeDownload, close; p2pcdn.hashBlob) and `cdn` (the original
  * prototype's API). Usage and options: web/README.md. Wire contract:
  * PROTOCOL.md (Socket.IO 5 mediation, WebRTC data channel, BitTorrent peer
- * wire) and docs/extensions.md (p2pcdn_info).
+ * wire) and docs/extensions.md (p2pcdn_info, trickle ICE, the mediator's ICE
+ * servers, batch events, one connection per pair of peers).
  */
 (function (global) {
   'use strict';
@@ -25,7 +26,15 @@
   const INFO_PIECE = 16384;
   const MAX_INFO = 8 << 20;
   const MAX_DIAL = 8;
-  const MAX_WIRES = 32;
+  const MAX_WIRES = 32; // per file
+  const MAX_CONNS = 100; // peer connections of a node
+  const MAX_CHANNELS = 256; // files on one connection
+  const WAIT = 20000; // for an answer, for ICE, for a data channel to open
+  const IDLE = 30000; // a connection with no channel left closes after this
+  const ICE_QUIET = 5000; // no check answered this long after the last candidate: ICE failed
+  const GRACE = 3000; // after ICE failed with every peer found, before fetch gives up
+  const FETCH_TIMEOUT = 30000; // fetch gives up after this long without progress
+  const LABEL = 'p2pcdn/'; // + full hash: our data channels' labels
   const EXT_INFO_ID = 1; // the extended id on which we receive p2pcdn_info
   const HEX40 = /^[0-9a-f]{40}$/;
   const te = new TextEncoder();
@@ -52,6 +61,8 @@
   function u32(n) { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n); return b; }
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const raise = (m) => { throw new Error(m); }; // throws from expressions too
+  // fail is fetch's error: err.code says what happened, err.peers how many peers were found.
+  const fail = (code, m, peers) => Object.assign(new Error('p2pcdn: ' + m), { code, peers });
 
   class Emitter {
     constructor() { this._h = new Map(); }
@@ -417,12 +428,184 @@
     });
   }
 
+  // cleanIce keeps the well-formed RTCIceServer dictionaries of a list from
+  // the network: a bad one would make every RTCPeerConnection throw.
+  function cleanIce(list) {
+    const out = [], str = (v) => typeof v === 'string' && v.length <= 512;
+    for (const s of Array.isArray(list) ? list.slice(0, 16) : []) {
+      if (!s || typeof s !== 'object') continue;
+      const auth = str(s.username) && str(s.credential);
+      const urls = (Array.isArray(s.urls) ? s.urls : [s.urls]).slice(0, 8)
+        .filter((u) => str(u) && /^(stuns?|turns?):[^\s]+$/.test(u) && (auth || /^stuns?:/.test(u)));
+      if (urls.length) out.push(auth ? { urls, username: s.username, credential: s.credential } : { urls });
+    }
+    return out;
+  }
+  const candKind = (line) => (/ typ ([a-z]+)/.exec(line) || [])[1];
+
+  // ---------- peer connections ----------
+  // A Conn is one RTCPeerConnection with a remote peer. Between two peers of
+  // ours (signals marked "p2pcdn":1) it carries a data channel per file,
+  // labelled p2pcdn/<full hash>, opened without signalling; toward a
+  // prototype peer it carries the one file whose signal set it up
+  // (docs/extensions.md, "One connection per pair of peers").
+  class Conn {
+    constructor(node, remoteId, hash, initiator, ours) {
+      this.node = node; this.remoteId = remoteId; this.hash = hash; this.initiator = initiator; this.ours = ours;
+      this.pc = null; this.ice = []; this.open = false; this.closed = false; this.answered = !initiator; this.onAnswer = null;
+      this.wires = new Set(); this.queue = new Set(); // hashes to open channels for once the connection is up
+      this.early = []; this.cand = null; this.local = new Set(); this.remote = new Set(); this.timer = null; this.idle = null; this.heard = 0;
+      node.nconns++;
+    }
+    _start() {
+      const ice = this.ice = this.node.ice(), pc = this.pc = new RTCPeerConnection({ iceServers: ice });
+      pc.addEventListener('icecandidate', (e) => { if (e.candidate) { this.local.add(candKind(e.candidate.candidate)); this.heard = Date.now(); } });
+      pc.onconnectionstatechange = () => {
+        const st = pc.connectionState;
+        if (st === 'connected') this._opened();
+        else if (st === 'failed' || st === 'closed') this.close(this.open ? 'connection ' + st : 'ICE failed', this.open ? null : 'ice');
+      };
+      pc.ondatachannel = (e) => this._channel(e.channel);
+      return pc;
+    }
+    _arm(why, kind) { clearTimeout(this.timer); this.timer = setTimeout(() => this.open || this.close(why, kind), WAIT); }
+    // _watchICE: Chromium declares ICE failed after ~15 s, or never when no
+    // candidate pair can be formed; checks that none answered for a while
+    // after the last candidate appeared will not work either.
+    _watchICE() {
+      this.heard = Date.now();
+      const iv = setInterval(async () => {
+        if (this.open || this.closed) return clearInterval(iv);
+        let answered = false, pairs = 0;
+        try { (await this.pc.getStats()).forEach((s) => { if (s.type === 'candidate-pair') { pairs++; answered = answered || s.responsesReceived > 0; } }); } catch (e) { return; }
+        if (!answered && !this.open && Date.now() - this.heard >= ICE_QUIET) {
+          clearInterval(iv);
+          this.close('ICE failed: ' + (pairs ? 'no connectivity check was answered' : 'no candidate pair to check'), 'ice');
+        }
+      }, 1000);
+    }
+    _remoteSDP(sdp) { for (const l of sdp.split('\n')) if (l.startsWith('a=candidate:')) this.remote.add(candKind(l)); }
+    addCandidate(c) {
+      this.remote.add(candKind(c.candidate)); this.heard = Date.now();
+      if (this.cand) this.cand(c); else if (this.early.length < 64) this.early.push(c);
+    }
+    _cands() {
+      this.cand = (c) => this.pc.addIceCandidate(c).catch((e) => this.node.log('bad candidate:', e.message));
+      this.early.splice(0).forEach(this.cand);
+    }
+    async dial(t) {
+      const node = this.node, w = new Wire(t, this.remoteId, true);
+      t.addWire(w);
+      try {
+        const pc = this._start();
+        w.attach(this, pc.createDataChannel(LABEL + t.hash, { ordered: true }));
+        const answered = new Promise((resolve) => { this.onAnswer = resolve; });
+        await pc.setLocalDescription(await pc.createOffer());
+        await iceDone(pc, 5000, !this.ice.length);
+        if (this.closed) return;
+        const sdp = pc.localDescription.sdp;
+        node._sig(t.hash, this.remoteId, node.trickle ? { type: 'offer', sdp, trickle: true, p2pcdn: 1 } : { type: 'offer', sdp });
+        this._arm('no answer within 20 s', 'no answer');
+        const a = await answered;
+        this.onAnswer = null;
+        if (this.closed || !a) return;
+        this.answered = true;
+        this.ours = node.trickle && a.p2pcdn === 1;
+        if (!this.ours) node._unshare(this);
+        this._remoteSDP(a.sdp);
+        await pc.setRemoteDescription({ type: 'answer', sdp: a.sdp });
+        this._cands();
+        this._arm('ICE did not connect within 20 s', 'ice');
+        this._watchICE();
+      } catch (e) { this.close('connecting failed: ' + e.message, 'error'); }
+    }
+    // A trickle offer comes from our code: answer at once, then send each
+    // candidate as simple-peer does; others need complete SDP.
+    async answer(t, sdp, trickle) {
+      const node = this.node;
+      try {
+        const pc = this._start();
+        let early = [];
+        const send = (c) => c && !this.closed && node._sig(t.hash, this.remoteId, { type: 'candidate', candidate: c.toJSON() });
+        if (trickle) pc.addEventListener('icecandidate', (e) => early ? early.push(e.candidate) : send(e.candidate));
+        this._remoteSDP(sdp);
+        await pc.setRemoteDescription({ type: 'offer', sdp });
+        this._cands();
+        await pc.setLocalDescription(await pc.createAnswer());
+        if (!trickle) await iceDone(pc, 5000, !this.ice.length);
+        if (this.closed) return;
+        const a = pc.localDescription.sdp;
+        node._sig(t.hash, this.remoteId, this.ours ? { type: 'answer', sdp: a, p2pcdn: 1 } : { type: 'answer', sdp: a });
+        early.forEach(send); early = null;
+        this._arm('no data channel within 20 s', 'ice');
+        this._watchICE();
+      } catch (e) { this.close('answering failed: ' + e.message, 'error'); }
+    }
+    _opened() {
+      if (this.open || this.closed) return;
+      this.open = true; clearTimeout(this.timer);
+      const q = [...this.queue];
+      this.queue.clear();
+      for (const h of q) { const t = this.node.transfers.get(h); if (t && t.wanted && !t.complete) this.node._connect(t, this.remoteId); }
+      if (!this.wires.size) this.release();
+    }
+    // openChannel starts fetching t from this peer over the open connection.
+    openChannel(t) {
+      if (this.wires.size >= MAX_CHANNELS) return false;
+      const w = new Wire(t, this.remoteId, true);
+      t.addWire(w);
+      try { w.attach(this, this.pc.createDataChannel(LABEL + t.hash, { ordered: true })); } catch (e) { w.close('opening a data channel failed: ' + e.message); }
+      return true;
+    }
+    // _channel takes a channel the remote opened: its label names the file
+    // (or it belongs to the file whose signal set the connection up). A
+    // channel for a file we neither share nor fetch is refused by closing it.
+    _channel(dc) {
+      const node = this.node, id = this.remoteId, l = dc.label;
+      const t = node.transfers.get(l.startsWith(LABEL) && HEX40.test(l.slice(LABEL.length)) ? l.slice(LABEL.length) : this.hash);
+      let old = t && t.wires.get(id);
+      // Both sides opened a channel for one file: the higher id's wins.
+      if (old && old.conn === this && old.initiator && !old.gotHandshake && node.peerId < id) { old.close('crossed channels'); old = null; }
+      if (this.closed || !t || (old && old.conn === this) || (!this.ours && this.wires.size) || this.wires.size >= MAX_CHANNELS ||
+          !(t.canServe() || t.wanted) || t.banned.has(id) || t.wires.size >= MAX_WIRES) {
+        try { dc.close(); } catch (e) { /* refused */ }
+        return;
+      }
+      if (old) old.close('replaced by a newer connection');
+      const w = new Wire(t, id, false);
+      t.addWire(w);
+      w.attach(this, dc);
+    }
+    // hashes this connection was, or was going to be, used for.
+    hashes() { return [this.hash, ...this.queue, ...[...this.wires].map((w) => w.t.hash)]; }
+    release(w) {
+      this.wires.delete(w);
+      if (this.wires.size || this.closed) return;
+      if (w && this.answered && !this.ours) return this.close('done'); // a prototype peer's connection carries one file
+      clearTimeout(this.idle);
+      this.idle = setTimeout(() => this.wires.size || this.queue.size || this.close('idle'), IDLE);
+    }
+    // close ends the connection; fail, when set, is why connecting failed,
+    // noted for every file that waited on it.
+    close(why, fail) {
+      if (this.closed) return;
+      this.closed = true; this.node.nconns--;
+      clearTimeout(this.timer); clearTimeout(this.idle);
+      if (this.node.conns.get(this.remoteId) === this) this.node.conns.delete(this.remoteId);
+      if (this.onAnswer) this.onAnswer(null);
+      this.node.log('connection with', this.remoteId.slice(0, 8), 'closed:', why);
+      if (fail && !this.open) for (const h of new Set(this.hashes())) { const t = this.node.transfers.get(h); if (t) t._failed(this.remoteId, fail, this); }
+      for (const w of [...this.wires]) w.close(why);
+      try { if (this.pc) this.pc.close(); } catch (e) { /* closing */ }
+    }
+  }
+
   // ---------- BitTorrent peer wire over one data channel ----------
   const PSTR = te.encode('\x13BitTorrent protocol');
   class Wire {
     constructor(transfer, remoteId, initiator) {
       this.t = transfer; this.remoteId = remoteId; this.initiator = initiator;
-      this.pc = null; this.dc = null; this.closed = false;
+      this.conn = null; this.dc = null; this.closed = false;
       this.rx = []; this.rxLen = 0; this.gotHandshake = false;
       this.tx = []; this.txLen = 0; this.flushSoon = false; this.waiters = [];
       this.amChoking = true; this.amInterested = false; this.peerChoking = true; this.peerInterested = false;
@@ -431,16 +614,20 @@
       this.inflight = new Map(); this.uploads = []; this.uploading = false;
       this.downloaded = 0; this.uploaded = 0;
     }
-    attach(pc, dc) {
-      this.pc = pc; this.dc = dc;
+    // attach runs the wire over data channel dc of connection conn (a Conn).
+    attach(conn, dc) {
+      this.conn = conn; this.dc = dc;
+      if (conn.wires) { conn.wires.add(this); clearTimeout(conn.idle); }
       dc.binaryType = 'arraybuffer';
       dc.bufferedAmountLowThreshold = HIGH_WATER;
       dc.onbufferedamountlow = () => this._flush();
       dc.onmessage = (e) => { if (e.data instanceof ArrayBuffer) this._onData(new Uint8Array(e.data)); };
-      dc.onclose = () => this.close('data channel closed');
-      pc.onconnectionstatechange = () => { if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.close('connection ' + pc.connectionState); };
+      // A channel we opened on a live connection and that closes before the
+      // remote's handshake was refused: that peer does not have the file.
+      dc.onclose = () => this.close('data channel closed', this.initiator && !this.gotHandshake && conn.open && !conn.closed);
       const opened = () => { if (this.initiator) this._sendHandshake(); this._flush(); };
       if (dc.readyState === 'open') opened(); else dc.onopen = opened;
+      if (conn.open) setTimeout(() => dc.readyState === 'connecting' && this.close('data channel did not open within 20 s'), WAIT);
     }
     _sendHandshake() {
       const reserved = new Uint8Array(8); reserved[5] = 0x10;
@@ -634,13 +821,14 @@
       } catch (e) { return this.close('send failed: ' + e.message); }
       if (this.txLen < CHUNK && this.dc.bufferedAmount <= HIGH_WATER) this.waiters.splice(0).forEach((f) => f());
     }
-    close(why) {
+    close(why, refused) {
       if (this.closed) return;
       this.closed = true;
-      this.t.node.log('peer', this.remoteId.slice(0, 8), 'closed:', why);
+      this.t.node.log('peer', this.remoteId.slice(0, 8), 'closed', this.t.hash.slice(0, 8) + ':', why);
       try { if (this.dc) this.dc.close(); } catch (e) { /* closing */ }
-      try { if (this.pc) this.pc.close(); } catch (e) { /* closing */ }
+      try { if (this.conn) this.conn.release(this); } catch (e) { /* closing */ }
       this.waiters.splice(0).forEach((f) => f());
+      if (refused) this.t._failed(this.remoteId, 'refused');
       this.t._onWireClosed(this);
     }
   }
@@ -652,8 +840,12 @@
       this.source = null; this.pieces = null; this.have = null; this.haveCount = 0;
       this.wires = new Map(); this.banned = new Set(); this.partial = new Map(); this.readCache = new Map(); this.unsealed = []; this.unsealedBytes = 0;
       this.infoFetch = null; this.announced = false; this.wanted = false;
-      this.received = 0; this.uploaded = 0; this.samples = []; this.done = null; this.listeners = new Set();
+      this.received = 0; this.uploaded = 0; this.samples = []; this.listeners = new Set();
       this.lastGetPeers = 0;
+      // For fetch: its callers, the peers the mediator named, the ones we
+      // could not connect to (id -> {kind, at, local, remote}), the time of
+      // the last progress.
+      this.waiters = new Set(); this.found = new Set(); this.failed = new Map(); this.activity = 0; this.hopeless = null;
     }
     get complete() { return !!this.info && this.haveCount === this.info.pieces_amount; }
     pieceLen(i) { const { pieces_length: pl, total_length: tl } = this.info; return Math.min(pl, tl - i * pl); }
@@ -662,7 +854,7 @@
       this.info = info;
       this.infoBytes = bytes || te.encode(JSON.stringify(info));
       this.have = new Uint8Array(info.pieces_amount); this.pieces = new Array(info.pieces_amount).fill(null);
-      this.infoFetch = null;
+      this.infoFetch = null; this.activity = Date.now();
       for (const w of this.wires.values()) { w.sendBitfield(); this._maybeUnchoke(w); this._onRemoteHave(w); }
       this._progress();
     }
@@ -716,8 +908,58 @@
       if (this.wires.get(w.remoteId) === w) this.wires.delete(w.remoteId);
       this._returnRequests(w);
       if (this.infoFetch && this.infoFetch.wire === w) { this.infoFetch = null; this._maybeFetchInfo(); }
+      this._checkHopeless();
       this._progress();
     }
+    // ---- giving up honestly (fetch) ----
+    // _failed notes that connecting to peer id failed: kind is 'ice', 'no
+    // answer', 'refused' (it does not have the file) or 'error'.
+    _failed(id, kind, conn) {
+      this.failed.set(id, { kind, at: Date.now(), local: conn ? [...conn.local] : [], remote: conn ? [...conn.remote] : [] });
+      this._checkHopeless();
+    }
+    skip(id) { const f = this.failed.get(id); return !!f && Date.now() - f.at < (f.kind === 'refused' ? 10000 : 60000); }
+    // _unreachable: peers were found, and every one of them failed; no
+    // connection is open or on its way.
+    _unreachable() {
+      if (!this.waiters.size || this.complete || this.wires.size || !this.found.size) return false;
+      for (const id of this.found) {
+        const c = this.node.conns.get(id);
+        if (!this.failed.has(id) || (c && c.queue.has(this.hash))) return false;
+      }
+      return true;
+    }
+    // A few seconds' grace, for the mediator to name a peer we did not try yet.
+    _checkHopeless() {
+      if (this.hopeless || !this._unreachable()) return;
+      this.hopeless = setTimeout(() => { this.hopeless = null; if (this._unreachable()) this._reject(this._connectError('')); }, GRACE);
+    }
+    _connectError(prefix) {
+      const n = this.found.size, f = [...this.failed.values()], ice = f.filter((x) => x.kind === 'ice').length;
+      const count = (k) => { const c = f.filter((x) => x.kind === k).length; return c ? c + ' ' + k.replace('refused', 'refused the file').replace('error', 'failed otherwise') : ''; };
+      const kinds = (side) => [...new Set(f.flatMap((x) => x[side]))].filter(Boolean).join(', ') || 'none';
+      const s = this.node._iceKinds();
+      let m = prefix + 'found ' + n + (n === 1 ? ' peer' : ' peers') + ' with ' + this.hash + ' but could not connect to any: ' +
+        (f.length && ice === f.length ? 'ICE failed with ' + (n === 1 ? 'it' : n === 2 ? 'both' : 'all of them') : [ice ? ice + ' failed ICE' : '', count('no answer'), count('refused'), count('error')].filter(Boolean).join(', ') || 'still trying') +
+        ' (candidates here: ' + kinds('local') + '; theirs: ' + kinds('remote') + '; STUN offered: ' + (s.stun ? 'yes' : 'no') + ', TURN offered: ' + (s.turn ? 'yes' : 'no') + ')';
+      if (ice && !s.turn) m += '. Peers behind NATs need STUN, and often a TURN relay: start the mediator with --turn, or pass iceServers';
+      return fail(f.length && ice === f.length ? 'ICE_FAILED' : 'UNREACHABLE', m, n);
+    }
+    _timeoutError(ms) {
+      const n = this.found.size, secs = Math.round(ms / 1000) + ' s';
+      if (!n) return fail('NO_PEERS', 'no peer has ' + this.hash + ': none found within ' + secs + (this.node.established ? '' : ' (not connected to the mediator)'), 0);
+      const live = [...this.wires.values()].filter((w) => w.gotHandshake);
+      if (!live.length) return Object.assign(this._connectError('timed out after ' + secs + ': '), { code: 'TIMEOUT' });
+      return fail('TIMEOUT', 'nothing received for ' + this.hash + ' in ' + secs + ' from ' + live.length + ' connected ' + (live.length === 1 ? 'peer' : 'peers') +
+        (this.info ? '' : live.every((w) => !w.remoteInfoId) ? ': they do not offer the info dictionary (prototype peers): pass it to fetch() instead of the hash' : ': the info dictionary did not arrive'), n);
+    }
+    // _drop ends one fetch call; the last one stops the search.
+    _drop(x, err) {
+      if (!this.waiters.delete(x)) return;
+      x.reject(err);
+      if (!this.waiters.size && !this.complete) { this.wanted = false; clearTimeout(this.hopeless); this.hopeless = null; }
+    }
+    _reject(err) { for (const x of [...this.waiters]) this._drop(x, err); }
     _maybeUnchoke(w) {
       if (this.info && w.amChoking && w.gotHandshake && (w.sawBitfield || w.peerInterested)) { w.amChoking = false; w.simple(1); }
     }
@@ -778,7 +1020,7 @@
       w.downloaded += data.length;
       if (p && !p.got[begin / BLOCK] && !p.verifying) {
         p.buf.set(data, begin); p.got[begin / BLOCK] = 1; p.gotCount++; p.from.add(w.remoteId);
-        this.received += data.length;
+        this.received += data.length; this.activity = Date.now();
         for (const o of this.wires.values()) if (o !== w && o.inflight.has(key)) { o.cancel(index, begin, r.length); p.requested[begin / BLOCK]--; }
         if (p.gotCount === p.got.length) this._verify(p);
       }
@@ -810,7 +1052,9 @@
     _finish() {
       this.partial.clear();
       for (const w of this.wires.values()) { if (w.amInterested) { w.amInterested = false; w.simple(3); } }
-      if (this.done) { const d = this.done; this.done = null; d.resolve(this.blob()); }
+      const blob = this.blob();
+      for (const x of this.waiters) x.resolve(blob);
+      this.waiters.clear();
       this._progress();
     }
     _onRequest(w, index, begin, length) {
@@ -915,6 +1159,8 @@
       this.cacheEnabled = !!opts.cache;
       this.debug = !!opts.debug;
       this.transfers = new Map();
+      this.conns = new Map(); this.nconns = 0; // shared connections by remote peer id; all connections
+      this.mediatorIce = []; this.iceTimer = null; this.capabilities = null; this.outq = null;
       this.closed = false; this.established = false;
       this.link = new MediatorLink(opts.mediator, opts.transports || ['polling', 'websocket'], (...a) => this.log(...a));
       this.link.on('connect', () => this.link.send('handshake', this.peerId, 0));
@@ -938,16 +1184,22 @@
     _onEvent(name, args) {
       if (this.closed) return;
       if (name === 'established') {
+        // A mediator of ours says what it speaks and which STUN/TURN servers
+        // to use; the prototype's says nothing (docs/extensions.md).
+        const o = args[0] && typeof args[0] === 'object' && args[0].p2pcdn >= 1 ? args[0] : null;
+        this.capabilities = o ? { p2pcdn: o.p2pcdn, batch: Number.isSafeInteger(o.batch) && o.batch > 0 ? Math.min(o.batch, 10000) : 0 } : null;
+        this._setIce(o);
         this.established = true;
-        this.log('connected to mediator as', this.peerId, 'over', this.transport);
+        this.log('connected to mediator as', this.peerId, 'over', this.transport, o ? 'with ' + JSON.stringify(this.capabilities) : '');
         // After a reconnect the mediator knows nothing of us: say it all again.
         for (const t of this.transfers.values()) {
           if (t.wanted && !t.complete) this._getPeers(t, true);
-          if (t.announced) this.link.send('announce', t.hash);
+          if (t.announced) this._emit('announce', t.hash);
         }
         this.emit('established');
         return;
       }
+      if (name === 'ice_servers') { if (this.capabilities) this._setIce(args[0]); return; }
       const hash = args[0];
       if (typeof hash !== 'string' || !HEX40.test(hash)) return;
       const t = this.transfers.get(hash);
@@ -956,102 +1208,112 @@
         if (!Array.isArray(args[1]) || !t.wanted || t.complete) return;
         let dials = 0;
         for (const id of args[1].slice(0, 1000)) {
-          if (typeof id !== 'string' || !HEX40.test(id) || id === this.peerId || t.wires.has(id) || t.banned.has(id)) continue;
-          if (t.wires.size >= MAX_DIAL || dials++ >= MAX_DIAL) break;
-          this._dial(t, id);
+          if (typeof id !== 'string' || !HEX40.test(id) || id === this.peerId) continue;
+          t.found.add(id);
+          if (t.wires.size < MAX_DIAL && dials < MAX_DIAL && this._connect(t, id)) dials++;
         }
+        t._checkHopeless();
       } else if (name === 'signal') {
         const from = args[1], data = args[2];
         if (typeof from !== 'string' || !HEX40.test(from) || typeof data !== 'string' || data.length > 65536 || t.banned.has(from)) return;
         let sig;
         try { sig = JSON.parse(data); } catch (e) { return this.log('ignoring a malformed signal from', from.slice(0, 8)); }
-        const w = t.wires.get(from), c = sig && sig.candidate;
-        if (c && typeof c.candidate === 'string') { if (w && w.cand) w.cand(c); return; }
+        let c = this.conns.get(from);
+        if (!c || c.hash !== hash) { const w = t.wires.get(from); c = w && w.conn; }
+        const cand = sig && sig.candidate;
+        if (cand && typeof cand.candidate === 'string') { if (c && c.addCandidate) c.addCandidate(cand); return; }
         if (!sig || typeof sig.sdp !== 'string') return;
-        if (sig.type === 'offer') this._answer(t, from, sig.sdp, sig.trickle === true);
-        else if (sig.type === 'answer' && w && w.initiator && w.onAnswer) w.onAnswer(sig.sdp);
+        if (sig.type === 'offer') this._answer(t, from, sig);
+        else if (sig.type === 'answer' && c && c.onAnswer && c.hash === hash) c.onAnswer(sig);
       }
+    }
+    // ---- ICE servers: the page's own and its mediator's ----
+    ice() { return this.iceServers.concat(this.mediatorIce); }
+    _iceKinds() {
+      const urls = this.ice().flatMap((s) => [].concat(s.urls));
+      return { stun: urls.some((u) => /^stuns?:/.test(u)), turn: urls.some((u) => /^turns?:/.test(u)) };
+    }
+    _setIce(o) {
+      clearTimeout(this.iceTimer);
+      this.mediatorIce = cleanIce(o && o.ice_servers);
+      const left = o && Number.isFinite(o.ice_expires) ? o.ice_expires * 1000 - Date.now() : 0;
+      // Fresh TURN credentials before these expire.
+      if (left > 0) this.iceTimer = setTimeout(() => this.established && this.link.send('get_ice_servers'), Math.max(1000, left - Math.min(60000, left / 2)));
+    }
+    // ---- mediation events, batched toward a mediator that takes batches ----
+    _emit(name, hash) {
+      if (!this.established) return;
+      const b = this.capabilities && this.capabilities.batch;
+      if (!b) return this.link.send(name, hash);
+      if (!this.outq) { this.outq = {}; setTimeout(() => this._flush(), 0); }
+      (this.outq[name] = this.outq[name] || []).push(hash);
+    }
+    _flush() {
+      const q = this.outq, b = this.capabilities && this.capabilities.batch;
+      this.outq = null;
+      if (!q || !b || !this.established) return;
+      for (const name of Object.keys(q)) for (let i = 0; i < q[name].length; i += b) this.link.send(name + '_many', q[name].slice(i, i + b));
     }
     _getPeers(t, force) {
       const now = Date.now();
       if (!force && now - t.lastGetPeers < (t.wires.size ? 5000 : 1000)) return;
       t.lastGetPeers = now;
-      this.link.send('get_peers', t.hash);
+      this._emit('get_peers', t.hash);
     }
     _tick() {
-      if (!this.established) return;
+      const now = Date.now();
       for (const t of this.transfers.values()) {
-        if (t.wanted && !t.complete && t.wires.size < MAX_DIAL) this._getPeers(t, false);
+        for (const x of t.waiters) if (x.timeout && now - Math.max(x.since, t.activity) >= x.timeout) t._drop(x, t._timeoutError(x.timeout));
+        if (this.established && t.wanted && !t.complete && t.wires.size < MAX_DIAL) this._getPeers(t, false);
         t._progress();
       }
     }
     _announce(t) {
       t.announced = true;
-      if (this.established) this.link.send('announce', t.hash);
+      this._emit('announce', t.hash);
     }
-    _sig(t, id, o) { this.link.send('signal', t.hash, id, JSON.stringify(o)); }
-    async _dial(t, id) {
-      const w = new Wire(t, id, true), early = [];
-      w.cand = (c) => early.push(c); // until the answer is applied
-      t.addWire(w);
-      let pc;
-      try {
-        pc = new RTCPeerConnection({ iceServers: this.iceServers });
-        w.pc = pc;
-        const dc = pc.createDataChannel(randomHex(10), { ordered: true });
-        const answered = new Promise((resolve) => { w.onAnswer = resolve; });
-        await pc.setLocalDescription(await pc.createOffer());
-        await iceDone(pc, 5000, !this.iceServers.length);
-        if (w.closed) return;
-        this._sig(t, id, { type: 'offer', sdp: pc.localDescription.sdp, trickle: this.trickle || undefined });
-        const sdp = await Promise.race([answered, sleep(20000).then(() => null)]);
-        w.onAnswer = null;
-        if (w.closed) return;
-        if (sdp === null) return w.close('no answer within 20 s');
-        await pc.setRemoteDescription({ type: 'answer', sdp });
-        w.cand = (c) => pc.addIceCandidate(c).catch((e) => this.log('bad candidate:', e.message));
-        early.forEach(w.cand);
-        w.attach(pc, dc);
-        await this._openedOrClose(w, dc);
-      } catch (e) { w.close('connecting failed: ' + e.message); if (pc) pc.close(); }
+    _sig(hash, id, o) { this.link.send('signal', hash, id, JSON.stringify(o)); }
+    // _connect gets t from peer id: a channel on our open connection with
+    // it, a place in the queue of one being set up, or a new connection.
+    _connect(t, id) {
+      if (t.wires.has(id) || t.banned.has(id) || t.skip(id)) return false;
+      const c = this.conns.get(id);
+      if (c && !c.open) { c.queue.add(t.hash); return true; }
+      if (c && c.ours) return c.openChannel(t);
+      if (this.nconns >= MAX_CONNS) return false;
+      const n = new Conn(this, id, t.hash, true, false);
+      this.conns.set(id, n); // shared until the answer shows a prototype peer
+      n.dial(t);
+      return true;
     }
-    // A trickle offer comes from our code: answer at once, then send each
-    // candidate as simple-peer does; others need complete SDP.
-    async _answer(t, id, sdp, trickle) {
-      const old = t.wires.get(id);
-      if (old) {
-        // Both sides dialled each other: the offer of the smaller id wins.
-        if (old.initiator && !old.dc && this.peerId > id) old.close('crossed offers');
-        else return;
+    // _unshare: c's answer was unmarked (a prototype peer): it carries one
+    // file, and the files queued on it get connections of their own.
+    _unshare(c) {
+      if (this.conns.get(c.remoteId) === c) this.conns.delete(c.remoteId);
+      const q = [...c.queue];
+      c.queue.clear();
+      for (const h of q) { const t = this.transfers.get(h); if (t && t.wanted && !t.complete) this._connect(t, c.remoteId); }
+    }
+    _answer(t, id, sig) {
+      if (!t.info && !t.wanted) return;
+      const ours = this.trickle && sig.p2pcdn === 1;
+      const old = ours ? this.conns.get(id) : t.wires.get(id) && t.wires.get(id).conn;
+      let requeue = [];
+      if (old && old.close) {
+        // Both sides dialled each other: the offer of the higher id wins.
+        if (old.initiator && !old.answered && this.peerId > id) return;
+        requeue = old.hashes();
+        if (old.queue) old.queue.clear();
+        old.close(old.open ? 'replaced by a new connection' : 'crossed offers');
       }
-      if (t.wires.size >= MAX_WIRES || !t.info && !t.wanted) return;
-      const w = new Wire(t, id, false);
-      t.addWire(w);
-      let pc;
-      try {
-        pc = new RTCPeerConnection({ iceServers: this.iceServers });
-        w.pc = pc;
-        const channel = new Promise((resolve) => { pc.ondatachannel = (e) => resolve(e.channel); });
-        let early = [];
-        const cand = (c) => c && !w.closed && this._sig(t, id, { type: 'candidate', candidate: c.toJSON() });
-        if (trickle) pc.onicecandidate = (e) => early ? early.push(e.candidate) : cand(e.candidate);
-        await pc.setRemoteDescription({ type: 'offer', sdp });
-        await pc.setLocalDescription(await pc.createAnswer());
-        if (!trickle) await iceDone(pc, 5000, !this.iceServers.length);
-        if (w.closed) return;
-        this._sig(t, id, { type: 'answer', sdp: pc.localDescription.sdp });
-        early.forEach(cand); early = null;
-        const dc = await Promise.race([channel, sleep(20000).then(() => null)]);
-        if (w.closed) return;
-        if (!dc) return w.close('no data channel within 20 s');
-        w.attach(pc, dc);
-        await this._openedOrClose(w, dc);
-      } catch (e) { w.close('answering failed: ' + e.message); if (pc) pc.close(); }
-    }
-    async _openedOrClose(w, dc) {
-      if (dc.readyState === 'open') return;
-      const opened = new Promise((resolve) => dc.addEventListener('open', () => resolve(true)));
-      if (!(await Promise.race([opened, sleep(20000).then(() => false)])) && !w.closed) w.close('data channel did not open within 20 s');
+      if (this.nconns >= MAX_CONNS || t.wires.size >= MAX_WIRES) return;
+      const c = new Conn(this, id, t.hash, false, ours);
+      if (ours) {
+        this.conns.set(id, c);
+        for (const h of requeue) if (h !== t.hash) c.queue.add(h);
+      }
+      c.answer(t, sig.sdp, sig.trickle === true);
+      if (!ours) for (const h of requeue) { const o = this.transfers.get(h); if (h !== t.hash && o && o.wanted && !o.complete) this._connect(o, id); }
     }
     _transfer(hash) {
       let t = this.transfers.get(hash);
@@ -1100,23 +1362,21 @@
             }
           }
         }
-        if (!t.done) {
-          let resolve, reject;
-          const p = new Promise((a, b) => { resolve = a; reject = b; });
-          t.done = { promise: p, resolve, reject };
-        }
-        const done = t.done.promise;
+        // A new call tries every peer again.
+        if (!t.waiters.size) { t.found.clear(); t.failed.clear(); }
+        const timeout = opts.timeout === undefined ? FETCH_TIMEOUT : Number(opts.timeout) || 0;
+        let x;
+        const done = new Promise((resolve, reject) => { x = { resolve, reject, timeout, since: Date.now() }; });
+        t.waiters.add(x);
         t.wanted = true;
+        if (opts.signal) {
+          const abort = () => t._drop(x, fail('ABORTED', 'fetch aborted', t.found.size));
+          if (opts.signal.aborted) abort(); else opts.signal.addEventListener('abort', abort);
+        }
         if (this.established) this._getPeers(t, true);
         t._maybeFetchInfo();
         for (const w of t.wires.values()) t._fill(w);
-        let blob;
-        if (opts.signal) {
-          blob = await Promise.race([done, new Promise((_, rej) => {
-            if (opts.signal.aborted) rej(new Error('p2pcdn: fetch aborted'));
-            opts.signal.addEventListener('abort', () => rej(new Error('p2pcdn: fetch aborted')));
-          })]);
-        } else blob = await done;
+        const blob = await done;
         if (this.cacheEnabled || opts.cache) await cache.put(hash, t.info, blob).catch((e) => this.log('caching failed:', e.message));
         return blob;
       } finally { if (onProgress) t.listeners.delete(onProgress); }
@@ -1143,13 +1403,15 @@
     }
     close() {
       if (this.closed) return;
-      for (const t of this.transfers.values()) if (t.announced) this.link.send('finish', t.hash);
+      for (const t of this.transfers.values()) if (t.announced) this._emit('finish', t.hash);
+      this._flush();
       this.closed = true;
-      clearInterval(this.ticker);
+      clearInterval(this.ticker); clearTimeout(this.iceTimer);
       this.link.close();
+      for (const c of [...this.conns.values()]) c.close('node closed');
       for (const t of this.transfers.values()) {
         for (const w of [...t.wires.values()]) w.close('node closed');
-        if (t.done) { t.done.reject(new Error('p2pcdn: node closed before the file was complete')); t.done = null; }
+        t._reject(fail('CLOSED', 'node closed before the file was complete', t.found.size));
       }
     }
   }
@@ -1183,7 +1445,8 @@
       if (!main) raise('cdn: call initialize first');
       names.forEach((name, i) => {
         const info = lookup(name);
-        const job = kind === 'image' ? main.includeImage(info, selectors[i]) : main.includeDownload(info, selectors[i], { fileName: info.file_name });
+        // The prototype waits for as long as the page is open: no timeout.
+        const job = kind === 'image' ? main.includeImage(info, selectors[i], { timeout: 0 }) : main.includeDownload(info, selectors[i], { fileName: info.file_name, timeout: 0 });
         job.then(() => done(name), (e) => console.error('cdn: fetching ' + name + ' failed:', e));
       });
     };

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
 	"github.com/p2pcdn/p2pcdn/internal/peering"
@@ -54,11 +56,15 @@ const (
 
 // Config configures Run.
 type Config struct {
-	Hash      string        // full hash, 40 lowercase hex
-	Info      *content.Info // optional; fetched from peers when nil
-	Output    string        // a file path, or an existing directory; "" = current directory
-	Mediator  string        // mediator URL
+	Hash     string        // full hash, 40 lowercase hex
+	Info     *content.Info // optional; fetched from peers when nil
+	Output   string        // a file path, or an existing directory; "" = current directory
+	Mediator string        // mediator URL
+	// Transport carries the WebRTC connections. When nil, Run makes one
+	// from RTC that also uses the STUN/TURN servers the mediator hands out
+	// (docs/extensions.md), and closes it when done.
 	Transport *rtc.Transport
+	RTC       rtc.Config
 	PeerID    string // random when empty
 	// Timeout gives up when no peer is found, or no progress is made, for
 	// this long. Only verified data is progress: the info dictionary and
@@ -115,9 +121,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("connect to mediator %s: %w", cfg.Mediator, err)
+		return nil, err // it names the mediator
 	}
 	defer client.Close()
+	tr := cfg.Transport
+	if tr == nil {
+		if tr, err = rtc.New(withMediatorICE(cfg.RTC, client)); err != nil {
+			return nil, err
+		}
+		defer tr.Close()
+	}
 	// The announce goroutine below ends before the client closes.
 	var announcing sync.WaitGroup
 	defer func() {
@@ -158,7 +171,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer t.Close()
 	defer d.close()
-	link := peering.Join(ctx, peering.Config{Hash: cfg.Hash, Client: client, Transport: cfg.Transport, Torrent: t, Logger: log})
+	link := peering.Join(ctx, peering.Config{Hash: cfg.Hash, Client: client, Transport: tr, Torrent: t, Logger: log})
 	defer link.Close()
 
 	if err := d.wait(ctx, t, client, link); err != nil {
@@ -366,4 +379,17 @@ func targetPath(output string, info *content.Info) (string, error) {
 		return filepath.Join(output, name), nil
 	}
 	return output, nil
+}
+
+// withMediatorICE adds the STUN/TURN servers the mediator hands out, fresh
+// for each connection, to those cfg has.
+func withMediatorICE(cfg rtc.Config, client *mediatorclient.Client) rtc.Config {
+	own := cfg.ExtraICEServers
+	cfg.ExtraICEServers = func() []webrtc.ICEServer {
+		if own == nil {
+			return client.ICEServers()
+		}
+		return append(own(), client.ICEServers()...)
+	}
+	return cfg
 }

@@ -25,7 +25,8 @@ const (
 // Run runs fn with a fresh Lab. The calling test (or subtest) is re-executed in a new process inside
 // fresh network, mount and PID namespaces, where fn runs; in the calling process Run waits for it, copies
 // its output into the test log and fails or skips the test as it did. When the lab cannot be built (not
-// root, tools missing) Run skips the test, saying why, unless P2PCDN_NETLAB=require.
+// root, tools missing) Run skips the test, saying why, unless P2PCDN_NETLAB=require. Call it at most once
+// per test.
 func Run(t *testing.T, fn func(t *testing.T, lab *Lab)) {
 	t.Helper()
 	if os.Getenv(envInside) == t.Name() {
