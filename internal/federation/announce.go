@@ -196,7 +196,9 @@ func (an *announcer) announce(ctx context.Context, a *announcement) {
 		// otherwise find nobody.
 		f.store.add(a.key, self, time.Now())
 	}
-	contacted, err := f.walkWait(ctx, a.key, f.cfg.PublicPort, func(netip.AddrPort) {})
+	contacted, _, err := f.inWalkSlot(ctx, true, func(ctx context.Context) (int, error) {
+		return f.traverse(ctx, f.node, a.key, f.cfg.PublicPort, func(netip.AddrPort) {})
+	})
 	protoContacted := 0
 	if !a.relay && ctx.Err() == nil {
 		pkey, _ := ProtoKey(a.hash)
@@ -204,7 +206,7 @@ func (an *announcer) announce(ctx context.Context, a *announcement) {
 			f.proto.store.add(pkey, self, time.Now())
 		}
 		var perr error
-		protoContacted, perr = f.protoWalkWait(ctx, func(ctx context.Context) (int, error) {
+		protoContacted, _, perr = f.inWalkSlot(ctx, true, func(ctx context.Context) (int, error) {
 			return f.proto.announce(ctx, pkey, f.cfg.PublicPort)
 		})
 		if err == nil {

@@ -376,37 +376,22 @@ func (f *Federation) spawnLocked(fn func(ctx context.Context)) bool {
 	return true
 }
 
-// walk runs one DHT traversal under the concurrency limit; it reports false
-// without walking when too many walks are under way.
-func (f *Federation) walk(ctx context.Context, key [20]byte, announcePort int, found func(netip.AddrPort)) (contacted int, ok bool, err error) {
-	select {
-	case f.walks <- struct{}{}:
-	default:
-		return 0, false, nil
-	}
-	defer func() { <-f.walks }()
-	contacted, err = f.timedTraverse(ctx, key, announcePort, found)
-	return contacted, true, err
-}
-
-// walkWait is walk waiting for a free slot rather than giving up.
-func (f *Federation) walkWait(ctx context.Context, key [20]byte, announcePort int, found func(netip.AddrPort)) (contacted int, err error) {
-	select {
-	case f.walks <- struct{}{}:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	defer func() { <-f.walks }()
-	return f.timedTraverse(ctx, key, announcePort, found)
-}
-
-// protoWalk runs a walk of the 40-byte layer under the concurrency limit;
-// it reports false without walking when too many walks are under way.
-func (f *Federation) protoWalk(ctx context.Context, walk func(context.Context) (int, error)) (contacted int, ok bool, err error) {
-	select {
-	case f.walks <- struct{}{}:
-	default:
-		return 0, false, nil
+// inWalkSlot runs one DHT walk under the concurrency limit and walkTimeout.
+// Unless wait, it reports false without walking when too many walks are
+// under way.
+func (f *Federation) inWalkSlot(ctx context.Context, wait bool, walk func(context.Context) (int, error)) (contacted int, ok bool, err error) {
+	if wait {
+		select {
+		case f.walks <- struct{}{}:
+		case <-ctx.Done():
+			return 0, false, ctx.Err()
+		}
+	} else {
+		select {
+		case f.walks <- struct{}{}:
+		default:
+			return 0, false, nil
+		}
 	}
 	defer func() { <-f.walks }()
 	ctx, cancel := context.WithTimeout(ctx, walkTimeout)
@@ -415,23 +400,11 @@ func (f *Federation) protoWalk(ctx context.Context, walk func(context.Context) (
 	return contacted, true, err
 }
 
-// protoWalkWait is protoWalk waiting for a free slot.
-func (f *Federation) protoWalkWait(ctx context.Context, walk func(context.Context) (int, error)) (int, error) {
-	select {
-	case f.walks <- struct{}{}:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	defer func() { <-f.walks }()
-	ctx, cancel := context.WithTimeout(ctx, walkTimeout)
-	defer cancel()
-	return walk(ctx)
-}
-
-func (f *Federation) timedTraverse(ctx context.Context, key [20]byte, announcePort int, found func(netip.AddrPort)) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, walkTimeout)
-	defer cancel()
-	return f.traverse(ctx, f.node, key, announcePort, found)
+// walk runs a traversal for a 20-byte key in a walk slot, if one is free.
+func (f *Federation) walk(ctx context.Context, key [20]byte, announcePort int, found func(netip.AddrPort)) (contacted int, ok bool, err error) {
+	return f.inWalkSlot(ctx, false, func(ctx context.Context) (int, error) {
+		return f.traverse(ctx, f.node, key, announcePort, found)
+	})
 }
 
 // bootstrapLoop fills the routing table from the bootstrap nodes: quickly
@@ -693,7 +666,7 @@ func (f *Federation) lookup(ctx context.Context, hash string, d *demand) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		pcon, protoOK, protoErr = f.protoWalk(ctx, func(ctx context.Context) (int, error) {
+		pcon, protoOK, protoErr = f.inWalkSlot(ctx, false, func(ctx context.Context) (int, error) {
 			return f.proto.lookup(ctx, pkey, onFound)
 		})
 	}()
