@@ -471,3 +471,35 @@ func TestProtoAnnounceFloodIsBounded(t *testing.T) {
 		t.Fatalf("the 40-byte store holds %d keys after %d announces, want its cap %d", n, keys, maxKeys)
 	}
 }
+
+// TestProtoAnswersShareTheSendLimit: a flood of 40-byte get_peers gets no
+// more answers than the node's send limit allows, the limit the library's
+// own answers count against too.
+func TestProtoAnswersShareTheSendLimit(t *testing.T) {
+	const queries, rate, burst = 2000, 50, 50
+	m := newMediator(t, "A", func(c *Config) { c.SendRate, c.SendBurst = rate, burst })
+	m.start(t)
+	c := newKRPCClient(t, m.fed.DHTAddr())
+	begin := time.Now()
+	for range queries {
+		c.send("get_peers", map[string]any{"info_hash": randomHash(t)})
+	}
+	// Count answers until the node has been quiet for a while.
+	answers := 0
+	buf := make([]byte, 65536)
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, _, err := c.conn.ReadFrom(buf)
+		if err != nil {
+			break
+		}
+		if m, err := decodeKRPC40(buf[:n]); err == nil && m.Y == "r" {
+			answers++
+		}
+	}
+	allowed := burst + int(rate*time.Since(begin).Seconds()) + 1
+	t.Logf("%d answers to %d queries (at most %d allowed)", answers, queries, allowed)
+	if answers == 0 || answers > allowed {
+		t.Fatalf("%d answers to %d queries, want between 1 and %d", answers, queries, allowed)
+	}
+}
