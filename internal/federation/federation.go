@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/dht/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/p2pcdn/p2pcdn/internal/mediation"
@@ -50,6 +51,9 @@ type Config struct {
 	PublicBootstrap bool
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Registerer receives the federation's metrics (DHT keys announced and
+	// stored, 40-byte queries, dropped packets, links); nil keeps none.
+	Registerer prometheus.Registerer
 
 	// ScanInterval is how often LocalHashes is polled for hashes to start
 	// or stop announcing (default 2 s); HashesChanged triggers a scan early.
@@ -228,8 +232,17 @@ func New(cfg Config) (*Federation, error) {
 		resend:    cfg.QueryResendDelay,
 		isSelf:    f.isSelfDHT,
 		bootstrap: f.startingNodes,
+		counters:  newProtoCounters(),
 	}
 	f.guard = &guardConn{PacketConn: conn, intercept: f.proto.intercept}
+	if cfg.Registerer != nil {
+		if err := f.register(cfg.Registerer); err != nil {
+			if cfg.PacketConn == nil {
+				conn.Close()
+			}
+			return nil, err
+		}
+	}
 	return f, nil
 }
 

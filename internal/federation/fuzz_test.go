@@ -137,12 +137,13 @@ func FuzzKRPC40(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		conn := &recordConn{}
 		p := &protoDHT{
-			conn:    conn,
-			limiter: rate.NewLimiter(rate.Inf, 0),
-			store:   newPeerStore[[40]byte](time.Minute),
-			log:     testLogger(),
-			resend:  time.Second,
-			isSelf:  func(netip.AddrPort) bool { return false },
+			conn:     conn,
+			limiter:  rate.NewLimiter(rate.Inf, 0),
+			store:    newPeerStore[[40]byte](time.Minute),
+			log:      testLogger(),
+			resend:   time.Second,
+			isSelf:   func(netip.AddrPort) bool { return false },
+			counters: newProtoCounters(),
 		}
 		p.tokens.rotated = time.Now() // zero secrets, so the seeds' token is valid
 		replies := make(chan txnReply, 1)

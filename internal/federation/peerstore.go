@@ -147,3 +147,10 @@ func (s *peerStore[K]) remove(key K, ap netip.AddrPort) {
 		delete(s.m, key)
 	}
 }
+
+// len counts the keys with values.
+func (s *peerStore[K]) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}

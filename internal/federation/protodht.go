@@ -55,9 +55,10 @@ type protoDHT struct {
 	// bootstrap lists where to start when the routing table is empty.
 	bootstrap func() ([]dht.Addr, error)
 
-	node    atomic.Pointer[dht.Server] // set once the library's node runs
-	tokens  tokens
-	dropped atomic.Int64 // undecodable packets meant for us
+	node     atomic.Pointer[dht.Server] // set once the library's node runs
+	tokens   tokens
+	dropped  atomic.Int64 // undecodable packets meant for us
+	counters protoCounters
 
 	mu   sync.Mutex
 	next uint16
@@ -123,6 +124,7 @@ func (p *protoDHT) handleQuery(m krpcMsg40, from netip.AddrPort, now time.Time) 
 	key := [40]byte([]byte(m.A.InfoHash))
 	switch m.Q {
 	case "get_peers":
+		p.counters.getPeers.Inc()
 		r := &krpcReturn40{ID: string(p.id[:]), Token: p.tokens.create(from.Addr(), now)}
 		v4 := from.Addr().Is4()
 		for _, ap := range p.store.get(key, now) {
@@ -141,20 +143,24 @@ func (p *protoDHT) handleQuery(m krpcMsg40, from netip.AddrPort, now time.Time) 
 		p.send(from, krpcMsg40{T: m.T, Y: "r", R: r})
 	case "announce_peer":
 		if !p.tokens.valid(m.A.Token, from.Addr(), now) {
+			p.counters.refused.Inc()
 			p.send(from, krpcMsg40{T: m.T, Y: "e", E: krpcError(203, "announce_peer with a bad token")})
 			return
 		}
 		port := int64(from.Port())
 		if m.A.ImpliedPort == 0 {
 			if m.A.Port == nil || *m.A.Port <= 0 || *m.A.Port > 65535 {
+				p.counters.refused.Inc()
 				p.send(from, krpcMsg40{T: m.T, Y: "e", E: krpcError(203, "announce_peer without a valid port")})
 				return
 			}
 			port = *m.A.Port
 		}
+		p.counters.announce.Inc()
 		p.store.add(key, netip.AddrPortFrom(from.Addr(), uint16(port)), now)
 		p.send(from, krpcMsg40{T: m.T, Y: "r", R: &krpcReturn40{ID: string(p.id[:])}})
 	default:
+		p.counters.other.Inc()
 		p.send(from, krpcMsg40{T: m.T, Y: "e", E: krpcError(204, "method unknown")})
 	}
 }

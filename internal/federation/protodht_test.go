@@ -16,6 +16,7 @@ import (
 
 	"github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/krpc"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/p2pcdn/p2pcdn/internal/testenv"
 )
@@ -393,7 +394,11 @@ func (c *krpcClient) query40(t testing.TB, q string, a map[string]any) krpcMsg40
 // needs that token (from the same address) and a valid port, and what it
 // stores comes back in later answers, IPv4 only to an IPv4 asker.
 func TestProtoQueries(t *testing.T) {
-	m := newMediator(t, "A", func(c *Config) { c.SendRate, c.SendBurst = 1e6, 1e6 })
+	reg := prometheus.NewRegistry()
+	m := newMediator(t, "A", func(c *Config) {
+		c.SendRate, c.SendBurst = 1e6, 1e6
+		c.Registerer = reg
+	})
 	m.start(t)
 	c := newKRPCClient(t, m.fed.DHTAddr())
 	other := newKRPCClientAt(t, "127.0.0.2", m.fed.DHTAddr())
@@ -445,6 +450,51 @@ func TestProtoQueries(t *testing.T) {
 	if r := c.query("get_peers", map[string]any{"info_hash": strings.Repeat("x", 20)}); r.R == nil {
 		t.Fatalf("20-byte get_peers answered %+v", r)
 	}
+
+	// What /metrics shows of it.
+	wantMetrics := map[string]float64{
+		`p2pcdn_dht_prototype_queries_total{kind="get_peers"}`:        3,
+		`p2pcdn_dht_prototype_queries_total{kind="announce_peer"}`:    2,
+		`p2pcdn_dht_prototype_queries_total{kind="announce_refused"}`: 5,
+		`p2pcdn_dht_prototype_stored_keys`:                            1,
+	}
+	for name, v := range wantMetrics {
+		if got := metricValue(t, reg, name); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+}
+
+// metricValue finds one sample ("name" or "name{label="value"}") in reg.
+func metricValue(t testing.TB, reg *prometheus.Registry, sample string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			if len(m.GetLabel()) > 0 {
+				var labels []string
+				for _, l := range m.GetLabel() {
+					labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+				}
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			if name != sample {
+				continue
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no sample %s in the registry", sample)
+	return 0
 }
 
 // TestProtoAnnounceFloodIsBounded: one node announcing thousands of
