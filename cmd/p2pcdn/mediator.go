@@ -293,6 +293,7 @@ func serveMediator(cctx *cli.Context, srv *mediator.Server, addr string, ice *ic
 			Bootstrap:       cctx.StringSlice("bootstrap"),
 			PublicBootstrap: cctx.Bool("dht-public"),
 			Logger:          srv.Logger,
+			Registerer:      srv.Metrics(),
 		})
 		if err != nil {
 			return fmt.Errorf("mediator: start the DHT node (or pass --no-dht): %w", err)
