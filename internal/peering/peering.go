@@ -69,7 +69,6 @@ type Config struct {
 // them all.
 type Link struct {
 	cfg    Config
-	self   string
 	log    *slog.Logger
 	sub    *mediatorclient.Subscription
 	peers  chan []string
@@ -117,7 +116,6 @@ func Join(ctx context.Context, cfg Config) *Link {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &Link{
 		cfg:      cfg,
-		self:     cfg.Client.PeerID(),
 		log:      log.With("hash", cfg.Hash),
 		sub:      cfg.Client.Subscribe(cfg.Hash),
 		peers:    make(chan []string, 1),
@@ -147,7 +145,7 @@ func (l *Link) Sessions() int {
 // it is banned, it is us, the link is full, or it has failed MaxAttempts
 // times in a row lately. It reports whether it dialed.
 func (l *Link) Connect(peerID string) bool {
-	if peerID == l.self {
+	if peerID == l.cfg.Client.PeerID() {
 		return false
 	}
 	l.mu.Lock()
@@ -241,7 +239,7 @@ func (l *Link) offerPeers(ids []string) {
 }
 
 func (l *Link) onSignal(from, data string) {
-	if from == l.self {
+	if from == l.cfg.Client.PeerID() {
 		return
 	}
 	sig, err := rtc.ParseSignal(data)
@@ -267,7 +265,8 @@ func (l *Link) onSignal(from, data string) {
 	if s != nil {
 		// Both sides dialed each other at once: the offer of the peer with
 		// the higher id wins, so exactly one connection survives.
-		if s.initiator && l.self > from {
+		// Our id now: the client takes a fresh one if a mediator refused it.
+		if s.initiator && l.cfg.Client.PeerID() > from {
 			return
 		}
 		s.cancel()
