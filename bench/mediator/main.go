@@ -354,11 +354,11 @@ func goLive(addr string) (int64, error) {
 	for sc.Scan() {
 		name, val, ok := strings.Cut(sc.Text(), " ")
 		if ok && (name == "go_gc_heap_live_bytes" || name == "go_memory_stacks_bytes") {
-			v, err := strconv.ParseInt(val, 10, 64)
+			v, err := strconv.ParseFloat(val, 64) // client_golang writes large values as 1.2e+06
 			if err != nil {
 				return 0, err
 			}
-			total += v
+			total += int64(v)
 			found++
 		}
 	}

@@ -76,11 +76,10 @@ func runGet(cctx *cli.Context) error {
 		}
 	}
 	log := newLogger(cctx)
-	tr, err := newTransport(cctx, log)
+	rtcCfg, err := rtcConfig(cctx, log)
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
 	mediatorURL := cctx.String("mediator")
 	if mediatorURL == "" {
 		mediatorURL = "ws://" + defaultMediatorAddr
@@ -88,14 +87,14 @@ func runGet(cctx *cli.Context) error {
 
 	bar := newGetBar(os.Stderr)
 	res, err := fetch.Run(cctx.Context, fetch.Config{
-		Hash:      hash,
-		Info:      info,
-		Output:    cctx.String("output"),
-		Mediator:  mediatorURL,
-		Transport: tr,
-		Timeout:   cctx.Duration("timeout"),
-		Logger:    log,
-		Progress:  bar.update,
+		Hash:     hash,
+		Info:     info,
+		Output:   cctx.String("output"),
+		Mediator: mediatorURL,
+		RTC:      rtcCfg,
+		Timeout:  cctx.Duration("timeout"),
+		Logger:   log,
+		Progress: bar.update,
 	})
 	bar.finish()
 	switch {

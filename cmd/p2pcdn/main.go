@@ -44,8 +44,9 @@ func usageErrorf(format string, args ...any) error {
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:  "p2pcdn",
-		Usage: "a peer-to-peer content delivery network over WebRTC",
+		Name:    "p2pcdn",
+		Usage:   "a peer-to-peer content delivery network over WebRTC",
+		Version: version(),
 		Description: "Files are named by their full hash. Seeders announce them to a mediator, " +
 			"downloaders find seeders through it and fetch verified pieces over WebRTC data channels.",
 		Commands: []*cli.Command{
@@ -53,6 +54,7 @@ func newApp() *cli.App {
 			seedCommand(),
 			getCommand(),
 			mediatorCommand(),
+			versionCommand(),
 		},
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main reports errors itself

@@ -6,17 +6,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/p2pcdn/p2pcdn/internal/federation"
+	"github.com/p2pcdn/p2pcdn/internal/iceserver"
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
+	"github.com/p2pcdn/p2pcdn/internal/portmux"
 	"github.com/p2pcdn/p2pcdn/web"
 )
 
@@ -26,8 +28,11 @@ func mediatorCommand() *cli.Command {
 		Usage:     "run a mediator: the signalling server peers meet through",
 		ArgsUsage: " ",
 		Description: "Serves Socket.IO (polling and WebSocket) under /socket.io/, health under /healthz, " +
-			"Prometheus metrics under /metrics, the browser peer library at /p2pcdn.js and a demo page at /, until interrupted (SIGINT or SIGTERM).",
-		Flags: []cli.Flag{
+			"Prometheus metrics under /metrics, the browser peer library at /p2pcdn.js and a demo page at /, until interrupted (SIGINT or SIGTERM). " +
+			"One UDP port (the --listen port unless --udp-listen) carries the DHT and STUN (and TURN with --turn); peers learn the " +
+			"STUN/TURN servers from the mediator, with fresh TURN credentials. With --tls-cert the --listen port serves HTTPS and WSS " +
+			"(and plain HTTP still), and TURN over TCP and TLS shares it too.",
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{
 				Name:  "listen",
 				Value: "127.0.0.1:8888",
@@ -47,8 +52,9 @@ func mediatorCommand() *cli.Command {
 				Usage: "do not federate with other mediators through the DHT",
 			},
 			&cli.StringFlag{
-				Name:  "dht-listen",
-				Usage: "UDP `ADDRESS` of the DHT node; default: the --listen address, over UDP",
+				Name:    "udp-listen",
+				Aliases: []string{"dht-listen"},
+				Usage:   "UDP `ADDRESS` of the DHT node and STUN/TURN (one port for both); default: the --listen address, over UDP",
 			},
 			&cli.StringSliceFlag{
 				Name:  "bootstrap",
@@ -58,7 +64,7 @@ func mediatorCommand() *cli.Command {
 				Name:  "dht-public",
 				Usage: "also bootstrap from the public Mainline DHT routers (off by default: nothing reaches the internet by itself)",
 			},
-		},
+		}, iceFlags()...),
 		Action: func(cctx *cli.Context) error {
 			if cctx.NArg() > 0 {
 				return usageErrorf("mediator takes no arguments, got %q", cctx.Args().First())
@@ -74,50 +80,111 @@ func mediatorCommand() *cli.Command {
 			if cctx.Bool("verbose") {
 				level = slog.LevelDebug
 			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			ice, err := parseICEFlags(cctx, log)
+			if err != nil {
+				return err
+			}
 			srv := &mediator.Server{
-				Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+				Logger:            log,
 				MaxPeersPerAnswer: cctx.Int("max-peers"),
 				Fallback:          web.Handler(), // the browser library and the demo page
 			}
-			return serveMediator(cctx, srv, addr)
+			return serveMediator(cctx, srv, addr, ice)
 		},
 	}
 }
 
-// serveMediator listens on addr and serves srv, federated through the DHT
-// unless --no-dht, until the command's context ends.
-func serveMediator(cctx *cli.Context, srv *mediator.Server, addr string) error {
+// serveMediator listens on addr and serves srv, with STUN/TURN and TLS as
+// ice says and federated through the DHT unless --no-dht, until the
+// command's context ends. One TCP port carries HTTP(S), WS(S) and TURN over
+// TCP/TLS (portmux); one UDP port the DHT and STUN/TURN (iceserver.Demux).
+func serveMediator(cctx *cli.Context, srv *mediator.Server, addr string, ice *iceOptions) (err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("mediator: %w", err)
 	}
-	if cctx.Bool("no-dht") {
-		return srv.Serve(cctx.Context, ln)
-	}
-	_, portText, _ := net.SplitHostPort(ln.Addr().String())
-	port, _ := strconv.Atoi(portText)
-	dhtAddr := cctx.String("dht-listen")
-	if dhtAddr == "" {
-		dhtAddr = ln.Addr().String()
-	}
-	fed, err := federation.New(federation.Config{
-		Mediator:        srv,
-		MediatorID:      randomID(),
-		PublicPort:      port,
-		DHTListen:       dhtAddr,
-		Bootstrap:       cctx.StringSlice("bootstrap"),
-		PublicBootstrap: cctx.Bool("dht-public"),
-		Logger:          srv.Logger,
-	})
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("mediator: start the DHT node (or pass --no-dht): %w", err)
-	}
-	srv.Federation = fed
-	srv.Logger.Info("DHT node listening", "addr", fed.DHTAddr().String(), "bootstrap", cctx.StringSlice("bootstrap"))
+	var closers []io.Closer
+	closers = append(closers, ln)
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				c.Close()
+			}
+		}
+	}()
 	g, ctx := errgroup.WithContext(cctx.Context)
-	g.Go(func() error { return fed.Run(ctx) })
-	g.Go(func() error { return srv.Serve(ctx, ln) })
+	var runs []func(context.Context) error
+
+	httpLn, stream := ln, net.Listener(nil)
+	if ice.turn || ice.tls != nil {
+		mux := portmux.New(ln, portmux.Config{TLS: ice.tlsConfig(), Logger: srv.Logger})
+		httpLn = mux.HTTP()
+		if ice.turn {
+			stream = mux.STUN()
+		} else {
+			mux.STUN().Close() // STUN over TCP only with TURN
+		}
+		runs = append(runs, mux.Run)
+	}
+	tcpPort := ln.Addr().(*net.TCPAddr).Port
+
+	dht, stunTURN := !cctx.Bool("no-dht"), ice.stun || ice.turn
+	var dhtConn, iceConn net.PacketConn
+	if dht || stunTURN {
+		udpAddr := cctx.String("udp-listen")
+		if udpAddr == "" {
+			udpAddr = ln.Addr().String()
+		}
+		pc, err := net.ListenPacket("udp", udpAddr)
+		if err != nil {
+			return fmt.Errorf("mediator: UDP port for the DHT and STUN (or pass --udp-listen, --no-dht, --no-stun): %w", err)
+		}
+		closers = append(closers, pc)
+		switch {
+		case dht && stunTURN:
+			demux, err := iceserver.NewDemux(pc, srv.Metrics())
+			if err != nil {
+				return fmt.Errorf("mediator: %w", err)
+			}
+			dhtConn, iceConn = demux.DHT(), demux.STUN()
+			runs = append(runs, demux.Run)
+		case dht:
+			dhtConn = pc
+		default:
+			iceConn = pc
+		}
+	}
+	if iceConn != nil {
+		is, err := ice.newICEServer(iceConn, stream, tcpPort, srv.Metrics())
+		if err != nil {
+			return err
+		}
+		srv.ICE = is
+		runs = append(runs, is.Run)
+		srv.Logger.Info("STUN serving", "udp", iceConn.LocalAddr().String(), "turn", ice.turn, "tls", ice.tls != nil)
+	}
+	if dhtConn != nil {
+		fed, err := federation.New(federation.Config{
+			Mediator:        srv,
+			MediatorID:      randomID(),
+			PublicPort:      tcpPort,
+			PacketConn:      dhtConn,
+			Bootstrap:       cctx.StringSlice("bootstrap"),
+			PublicBootstrap: cctx.Bool("dht-public"),
+			Logger:          srv.Logger,
+		})
+		if err != nil {
+			return fmt.Errorf("mediator: start the DHT node (or pass --no-dht): %w", err)
+		}
+		srv.Federation = fed
+		srv.Logger.Info("DHT node listening", "addr", fed.DHTAddr().String(), "bootstrap", cctx.StringSlice("bootstrap"))
+		runs = append(runs, fed.Run)
+	}
+	for _, run := range runs {
+		g.Go(func() error { return run(ctx) })
+	}
+	g.Go(func() error { return srv.Serve(ctx, httpLn) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil

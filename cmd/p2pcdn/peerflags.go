@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/p2pcdn/p2pcdn/internal/iceserver"
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/web"
@@ -54,17 +55,18 @@ func newLogger(cctx *cli.Context) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// newTransport builds the WebRTC transport from the peer flags.
-func newTransport(cctx *cli.Context, log *slog.Logger) (*rtc.Transport, error) {
+// rtcConfig is the WebRTC configuration the peer flags ask for; seed and get
+// add the STUN/TURN servers their mediator hands out.
+func rtcConfig(cctx *cli.Context, log *slog.Logger) (rtc.Config, error) {
 	cfg := rtc.Config{Loopback: cctx.Bool("ice-loopback"), Logger: log}
 	for _, s := range cctx.StringSlice("ice-server") {
 		servers, err := rtc.ParseICEServers(s)
 		if err != nil {
-			return nil, usageErrorf("--ice-server: %w", err)
+			return cfg, usageErrorf("--ice-server: %w", err)
 		}
 		cfg.ICEServers = append(cfg.ICEServers, servers...)
 	}
-	return rtc.New(cfg)
+	return cfg, nil
 }
 
 // embedMediator starts a mediator on addr for the life of ctx. The returned
@@ -76,6 +78,18 @@ func embedMediator(ctx context.Context, addr string, log *slog.Logger) (stop fun
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	srv := &mediator.Server{Logger: log, Fallback: web.Handler()}
+	// STUN on the same port over UDP, offered to the mediator's peers, so
+	// NATed peers learn their public address from the seeder's host alone.
+	var stun *iceserver.Server
+	if pc, err := net.ListenPacket("udp", ln.Addr().String()); err != nil {
+		log.Warn("embedded mediator without STUN", "err", err)
+	} else if stun, err = iceserver.New(iceserver.Config{PacketConn: pc, Logger: log, Registerer: srv.Metrics()}); err != nil {
+		pc.Close()
+		log.Warn("embedded mediator without STUN", "err", err)
+		stun = nil
+	} else {
+		srv.ICE = stun
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -83,5 +97,15 @@ func embedMediator(ctx context.Context, addr string, log *slog.Logger) (stop fun
 			log.Error("embedded mediator stopped", "err", err)
 		}
 	}()
-	return func() { cancel(); <-done }, nil
+	stunDone := make(chan struct{})
+	go func() {
+		defer close(stunDone)
+		if stun == nil {
+			return
+		}
+		if err := stun.Run(ctx); err != nil {
+			log.Error("embedded mediator's STUN stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done; <-stunDone }, nil
 }

@@ -55,11 +55,10 @@ func runSeed(cctx *cli.Context) error {
 		defer cancel()
 	}
 
-	tr, err := newTransport(cctx, log)
+	rtcCfg, err := rtcConfig(cctx, log)
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
 
 	warn := func(path string, err error) { fmt.Fprintf(os.Stderr, "p2pcdn: warning: %s: %v\n", path, err) }
 	var cache *store.HashCache
@@ -89,13 +88,13 @@ func runSeed(cctx *cli.Context) error {
 		getCmd = "p2pcdn get --ice-loopback --mediator " + mediatorURL
 	}
 	err = seed.Run(ctx, seed.Config{
-		Paths:     cctx.Args().Slice(),
-		Mediator:  mediatorURL,
-		Transport: tr,
-		Cache:     cache,
-		Logger:    log,
-		Progress:  progress,
-		Warn:      warn,
+		Paths:    cctx.Args().Slice(),
+		Mediator: mediatorURL,
+		RTC:      rtcCfg,
+		Cache:    cache,
+		Logger:   log,
+		Progress: progress,
+		Warn:     warn,
 		Ready: func(files []scan.Entry) {
 			if bar != nil {
 				bar.Finish()

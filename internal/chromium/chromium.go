@@ -23,6 +23,7 @@ type config struct {
 	path          string
 	width, height int
 	startTimeout  time.Duration
+	extra         []chromedp.ExecAllocatorOption
 }
 
 // Option changes how New starts the browser.
@@ -34,6 +35,12 @@ func WithPath(path string) Option { return func(c *config) { c.path = path } }
 // WithWindowSize sets the initial window (and so screenshot) size in CSS pixels.
 func WithWindowSize(width, height int) Option {
 	return func(c *config) { c.width, c.height = width, height }
+}
+
+// WithAllocatorOptions adds chromedp allocator options after the loopback-only set; later ones win, so
+// a flag set here overrides the default.
+func WithAllocatorOptions(opts ...chromedp.ExecAllocatorOption) Option {
+	return func(c *config) { c.extra = append(c.extra, opts...) }
 }
 
 // Browser is one running Chromium process. Its tabs share cookies and storage.
@@ -59,6 +66,7 @@ func New(t testing.TB, opts ...Option) *Browser {
 	}
 
 	flags := append(launch.AllocatorOptions(c.path, t.TempDir()), chromedp.WindowSize(c.width, c.height))
+	flags = append(flags, c.extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), flags...)
 	b := &Browser{t: t, allocCtx: allocCtx, log: &testLog{t: t}}
 	tab, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithErrorf(b.log.logf("chromedp error: ")))

@@ -116,6 +116,7 @@ type Federation struct {
 	store   *peerStore
 	selfIPs map[netip.Addr]bool
 	walks   chan struct{} // semaphore of concurrent DHT walks
+	ann     *announcer
 	scanNow chan struct{}
 
 	mu      sync.Mutex
@@ -210,6 +211,7 @@ func New(cfg Config) (*Federation, error) {
 		demand:  make(map[string]*demand),
 		routes:  make(map[string]route),
 	}
+	f.ann = newAnnouncer(f)
 	return f, nil
 }
 
@@ -308,7 +310,7 @@ func (f *Federation) Run(ctx context.Context) error {
 	f.log.Info("DHT node running", "addr", f.DHTAddr().String(), "id", f.cfg.MediatorID, "bootstrap", f.cfg.Bootstrap, "public_bootstrap", f.cfg.PublicBootstrap)
 
 	f.spawn(f.bootstrapLoop)
-	f.spawn(f.announceLoop)
+	f.spawn(f.ann.run)
 	f.spawn(f.maintainLoop)
 	<-ctx.Done()
 
@@ -355,10 +357,25 @@ func (f *Federation) walk(ctx context.Context, key [20]byte, announcePort int, f
 		return 0, false, nil
 	}
 	defer func() { <-f.walks }()
+	contacted, err = f.timedTraverse(ctx, key, announcePort, found)
+	return contacted, true, err
+}
+
+// walkWait is walk waiting for a free slot rather than giving up.
+func (f *Federation) walkWait(ctx context.Context, key [20]byte, announcePort int, found func(netip.AddrPort)) (contacted int, err error) {
+	select {
+	case f.walks <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-f.walks }()
+	return f.timedTraverse(ctx, key, announcePort, found)
+}
+
+func (f *Federation) timedTraverse(ctx context.Context, key [20]byte, announcePort int, found func(netip.AddrPort)) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, walkTimeout)
 	defer cancel()
-	contacted, err = f.traverse(ctx, f.node, key, announcePort, found)
-	return contacted, true, err
+	return f.traverse(ctx, f.node, key, announcePort, found)
 }
 
 // bootstrapLoop fills the routing table from the bootstrap nodes: quickly
@@ -391,127 +408,8 @@ func (f *Federation) bootstrapLoop(ctx context.Context) {
 	}
 }
 
-// announcement is the state of one key we announce.
-type announcement struct {
-	hash     string // for logs
-	relay    bool   // relay key rather than hash key
-	last     time.Time
-	retryAt  time.Time
-	backoff  time.Duration // wait after the next failure
-	inFlight bool
-}
-
-// announceLoop announces the keys of local hashes (and the relay keys of
-// hashes our peers look for elsewhere), again before they expire, and stops
-// announcing those that are gone. BEP 5 has no withdrawal: the values expire
-// on the other nodes.
-func (f *Federation) announceLoop(ctx context.Context) {
-	var mu sync.Mutex
-	anns := make(map[[20]byte]*announcement)
-	tick := time.NewTicker(f.cfg.ScanInterval)
-	defer tick.Stop()
-	retry := time.NewTimer(time.Hour)
-	defer retry.Stop()
-	self, hasSelf := f.selfAddr()
-	lonely := true
-	for {
-		want := f.wantedKeys()
-		now := time.Now()
-		// A node joining a lonely node makes every failed announcement worth
-		// retrying now rather than after its backoff.
-		joined := false
-		if n := f.node.NumNodes(); lonely && n > 0 {
-			lonely, joined = false, true
-		} else if n == 0 {
-			lonely = true
-		}
-		mu.Lock()
-		if joined {
-			for _, a := range anns {
-				a.retryAt, a.backoff = time.Time{}, 0
-			}
-		}
-		for key, a := range anns {
-			if _, ok := want[key]; !ok && !a.inFlight {
-				f.log.Debug("stopped announcing", "hash", a.hash, "relay", a.relay)
-				delete(anns, key)
-				if hasSelf {
-					f.store.remove(key, self)
-				}
-			}
-		}
-		for key, w := range want {
-			a := anns[key]
-			if a == nil {
-				a = &announcement{hash: w.hash, relay: w.relay}
-				anns[key] = a
-			}
-			due := a.last.IsZero() || now.Sub(a.last) >= f.cfg.ReannounceInterval
-			if !due || a.inFlight || now.Before(a.retryAt) {
-				continue
-			}
-			a.inFlight = true
-			if hasSelf {
-				// Our node answers get_peers for what we announce: the walk
-				// stores us on other nodes only, and a mediator that knows
-				// only us would otherwise find nobody.
-				f.store.add(key, self, now)
-			}
-			started := f.spawn(func(ctx context.Context) {
-				contacted, ok, err := f.walk(ctx, key, f.cfg.PublicPort, func(netip.AddrPort) {})
-				mu.Lock()
-				defer mu.Unlock()
-				a.inFlight = false
-				switch {
-				case !ok:
-					// Too many walks: try at the next scan.
-				case err != nil || contacted == 0:
-					if a.backoff == 0 {
-						a.backoff = firstAnnounceRetry
-					}
-					wait := min(a.backoff, f.cfg.ReannounceInterval)
-					a.retryAt = time.Now().Add(wait)
-					a.backoff = min(2*a.backoff, maxAnnounceRetry)
-					if ctx.Err() == nil {
-						f.log.Debug("announce failed, will retry", "hash", a.hash, "relay", a.relay, "in", wait, "err", err)
-					}
-					// Let the loop set its retry timer.
-					f.HashesChanged()
-				default:
-					a.backoff = 0
-					a.last = time.Now()
-					f.log.Debug("announced", "hash", a.hash, "relay", a.relay, "nodes", contacted)
-				}
-			})
-			if !started {
-				a.inFlight = false
-			}
-		}
-		var next time.Time
-		for _, a := range anns {
-			if !a.inFlight && a.retryAt.After(now) && (next.IsZero() || a.retryAt.Before(next)) {
-				next = a.retryAt
-			}
-		}
-		mu.Unlock()
-		if !retry.Stop() {
-			select {
-			case <-retry.C:
-			default:
-			}
-		}
-		if !next.IsZero() {
-			retry.Reset(time.Until(next))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-retry.C:
-		case <-f.scanNow:
-		}
-	}
-}
+// announcing counts the keys being announced, for tests.
+func (f *Federation) announcing() int { return f.ann.len() }
 
 type wanted struct {
 	hash  string

@@ -51,6 +51,7 @@ func (f *Federation) newNode() (*dht.Server, error) {
 	cfg.NoSecurity = true
 	cfg.StartingNodes = f.startingNodes
 	cfg.PeerStore = f.store
+	cfg.Store = noItems{}
 	cfg.DefaultWant = wants(f.conn.LocalAddr())
 	// One limiter per node: the library's default is shared by every node of
 	// the process.

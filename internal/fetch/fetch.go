@@ -8,12 +8,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
@@ -28,8 +31,8 @@ import (
 var (
 	// ErrNoPeers: no peer could be reached before the timeout.
 	ErrNoPeers = errors.New("no peers found in time")
-	// ErrStalled: peers were found but the download made no progress for
-	// the timeout.
+	// ErrStalled: peers were found but the download made no progress
+	// (verified data) for the timeout.
 	ErrStalled = errors.New("download stalled")
 	// ErrVerify: the peers that sent data sent corrupt pieces or a false
 	// info dictionary (and were banned), and no honest peer came in time.
@@ -53,14 +56,19 @@ const (
 
 // Config configures Run.
 type Config struct {
-	Hash      string        // full hash, 40 lowercase hex
-	Info      *content.Info // optional; fetched from peers when nil
-	Output    string        // a file path, or an existing directory; "" = current directory
-	Mediator  string        // mediator URL
+	Hash     string        // full hash, 40 lowercase hex
+	Info     *content.Info // optional; fetched from peers when nil
+	Output   string        // a file path, or an existing directory; "" = current directory
+	Mediator string        // mediator URL
+	// Transport carries the WebRTC connections. When nil, Run makes one
+	// from RTC that also uses the STUN/TURN servers the mediator hands out
+	// (docs/extensions.md), and closes it when done.
 	Transport *rtc.Transport
+	RTC       rtc.Config
 	PeerID    string // random when empty
 	// Timeout gives up when no peer is found, or no progress is made, for
-	// this long.
+	// this long. Only verified data is progress: the info dictionary and
+	// pieces whose hash matched.
 	Timeout   time.Duration
 	WantPeers int
 	Logger    *slog.Logger
@@ -113,9 +121,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("connect to mediator %s: %w", cfg.Mediator, err)
+		return nil, err // it names the mediator
 	}
 	defer client.Close()
+	tr := cfg.Transport
+	if tr == nil {
+		if tr, err = rtc.New(withMediatorICE(cfg.RTC, client)); err != nil {
+			return nil, err
+		}
+		defer tr.Close()
+	}
 	// The announce goroutine below ends before the client closes.
 	var announcing sync.WaitGroup
 	defer func() {
@@ -156,13 +171,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer t.Close()
 	defer d.close()
-	link := peering.Join(ctx, peering.Config{Hash: cfg.Hash, Client: client, Transport: cfg.Transport, Torrent: t, Logger: log})
+	link := peering.Join(ctx, peering.Config{Hash: cfg.Hash, Client: client, Transport: tr, Torrent: t, Logger: log})
 	defer link.Close()
 
 	if err := d.wait(ctx, t, client, link); err != nil {
 		return nil, err
 	}
 	if err := d.dl.Finish(); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Someone put a file there while we downloaded; it is left alone.
+			return nil, fmt.Errorf("%s appeared while downloading and was left alone; the complete download is kept as %s: %w",
+				d.path, d.path+store.PartSuffix, ErrExists)
+		}
 		return nil, err
 	}
 	st := t.Stats()
@@ -259,9 +279,10 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 	defer tick.Stop()
 
 	client.GetPeers(ctx, d.cfg.Hash)
+	// Progress is verified data only (the info dictionary, then pieces), so
+	// a peer sending bytes that never verify cannot hold --timeout off.
 	lastProgress := time.Now()
-	var lastHave int
-	var lastDown int64
+	lastHave, infoKnown := 0, d.cfg.Info != nil
 	everConnected := false
 	for {
 		select {
@@ -293,18 +314,18 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 			if st.Peers > 0 {
 				everConnected = true
 			}
-			if st.PiecesHave != lastHave || st.Downloaded != lastDown {
-				lastHave, lastDown, lastProgress = st.PiecesHave, st.Downloaded, time.Now()
+			if st.PiecesHave != lastHave || (st.PiecesTotal > 0 && !infoKnown) {
+				lastHave, infoKnown, lastProgress = st.PiecesHave, true, time.Now()
 			}
 			if time.Since(lastProgress) > d.cfg.Timeout {
 				if st.Banned > 0 && st.Peers == 0 {
-					return fmt.Errorf("%w: %d peer(s) sent data that did not match the full hash and were banned, and no other peer came in %s",
+					return fmt.Errorf("%w: %d peer(s) sent false or unsolicited data and were banned, and no other peer came in %s",
 						ErrVerify, st.Banned, d.cfg.Timeout)
 				}
 				if !everConnected {
 					return fmt.Errorf("%w (%s) for %s", ErrNoPeers, d.cfg.Timeout, d.cfg.Hash)
 				}
-				return fmt.Errorf("%w: nothing received for %s", ErrStalled, d.cfg.Timeout)
+				return fmt.Errorf("%w: no verified data for %s", ErrStalled, d.cfg.Timeout)
 			}
 		}
 	}
@@ -358,4 +379,17 @@ func targetPath(output string, info *content.Info) (string, error) {
 		return filepath.Join(output, name), nil
 	}
 	return output, nil
+}
+
+// withMediatorICE adds the STUN/TURN servers the mediator hands out, fresh
+// for each connection, to those cfg has.
+func withMediatorICE(cfg rtc.Config, client *mediatorclient.Client) rtc.Config {
+	own := cfg.ExtraICEServers
+	cfg.ExtraICEServers = func() []webrtc.ICEServer {
+		if own == nil {
+			return client.ICEServers()
+		}
+		return append(own(), client.ICEServers()...)
+	}
+	return cfg
 }

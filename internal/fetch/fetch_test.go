@@ -289,6 +289,34 @@ func TestExistingTarget(t *testing.T) {
 	})
 }
 
+// TestForeignPartLeftAlone: a remote seeder names its file after one that
+// has an unrelated .part here; that .part is neither truncated nor written,
+// and Run says why it stopped.
+func TestForeignPartLeftAlone(t *testing.T) {
+	url := testpeer.StartMediator(t).URL()
+	src, _, info := testFile(t, "victim", fileSize)
+	startSeeder(t, url, src)
+	out := t.TempDir()
+	part := filepath.Join(out, "victim"+store.PartSuffix)
+	want := []byte("an unrelated partial file")
+	if err := os.WriteFile(part, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(runCtx(t), Config{
+		Hash: info.FullHash, Output: out, Mediator: url, Transport: testpeer.Transport(t),
+		Timeout: 30 * time.Second, Logger: quiet(),
+	})
+	if !errors.Is(err, store.ErrNotOurs) {
+		t.Fatalf("Run: %v; want store.ErrNotOurs", err)
+	}
+	if got, err := os.ReadFile(part); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the foreign .part changed: %q, %v", got, err)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 1 {
+		t.Fatalf("Run wrote beside the foreign .part: %v", ents)
+	}
+}
+
 // TestDownloadFromSeeder fetches the info dictionary by hash and the file
 // from a seeder; progress never goes back and ends at the total.
 func TestDownloadFromSeeder(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Event names, as they appear on the wire.
@@ -25,6 +26,12 @@ const (
 	EventSignal      = "signal"
 	EventAnnounce    = "announce"
 	EventFinish      = "finish"
+
+	// Batch events of ours (docs/extensions.md), used only toward a mediator
+	// whose established carried "batch".
+	EventAnnounceMany = "announce_many"
+	EventFinishMany   = "finish_many"
+	EventGetPeersMany = "get_peers_many"
 )
 
 // ConnType is the second argument of a handshake.
@@ -62,6 +69,10 @@ const (
 	MaxSignalData = 64 << 10
 	// MaxPeerIDs bounds the ids of one peers event we accept.
 	MaxPeerIDs = 1000
+	// MaxBatch bounds the hashes of one batch event the decoder accepts
+	// (about 860 KB of JSON, under the transport's 1 MB payload). A mediator
+	// advertises its own, usually lower, limit in established.
+	MaxBatch = 20000
 )
 
 // Message is one decoded mediation event.
@@ -78,8 +89,9 @@ type Handshake struct {
 	Type ConnType
 }
 
-// Established accepts a handshake.
-type Established struct{}
+// Established accepts a handshake. Caps is nil in the prototype's form (no
+// argument) and set when a mediator of ours sends its capabilities (ice.go).
+type Established struct{ Caps *Capabilities }
 
 // GetPeers asks who seeds Hash.
 type GetPeers struct{ Hash string }
@@ -105,17 +117,35 @@ type Announce struct{ Hash string }
 // Finish says the sender stops seeding Hash.
 type Finish struct{ Hash string }
 
-func (Handshake) Event() string   { return EventHandshake }
-func (Established) Event() string { return EventEstablished }
-func (GetPeers) Event() string    { return EventGetPeers }
-func (Peers) Event() string       { return EventPeers }
-func (Signal) Event() string      { return EventSignal }
-func (Announce) Event() string    { return EventAnnounce }
-func (Finish) Event() string      { return EventFinish }
+// AnnounceMany is Announce for each of Hashes.
+type AnnounceMany struct{ Hashes []string }
+
+// FinishMany is Finish for each of Hashes.
+type FinishMany struct{ Hashes []string }
+
+// GetPeersMany is GetPeers for each of Hashes; it is answered with one
+// Peers per hash.
+type GetPeersMany struct{ Hashes []string }
+
+func (Handshake) Event() string    { return EventHandshake }
+func (Established) Event() string  { return EventEstablished }
+func (GetPeers) Event() string     { return EventGetPeers }
+func (Peers) Event() string        { return EventPeers }
+func (Signal) Event() string       { return EventSignal }
+func (Announce) Event() string     { return EventAnnounce }
+func (Finish) Event() string       { return EventFinish }
+func (AnnounceMany) Event() string { return EventAnnounceMany }
+func (FinishMany) Event() string   { return EventFinishMany }
+func (GetPeersMany) Event() string { return EventGetPeersMany }
 
 func (m Handshake) Args() []any { return []any{m.ID, int(m.Type)} }
-func (Established) Args() []any { return nil }
-func (m GetPeers) Args() []any  { return []any{m.Hash} }
+func (m Established) Args() []any {
+	if m.Caps == nil {
+		return nil
+	}
+	return []any{m.Caps}
+}
+func (m GetPeers) Args() []any { return []any{m.Hash} }
 
 // Args never encodes a nil list as null: the prototype's peers iterate it.
 func (m Peers) Args() []any {
@@ -128,6 +158,18 @@ func (m Peers) Args() []any {
 func (m Signal) Args() []any   { return []any{m.Hash, m.PeerID, m.Data} }
 func (m Announce) Args() []any { return []any{m.Hash} }
 func (m Finish) Args() []any   { return []any{m.Hash} }
+
+// Args of batch events never encode a nil list as null.
+func (m AnnounceMany) Args() []any { return []any{nonNil(m.Hashes)} }
+func (m FinishMany) Args() []any   { return []any{nonNil(m.Hashes)} }
+func (m GetPeersMany) Args() []any { return []any{nonNil(m.Hashes)} }
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
 
 // SplitRelayID splits a mediator-to-mediator signal id into the sender's and
 // the receiver's peer ids.
@@ -209,10 +251,11 @@ func Decode(name string, args []json.RawMessage) (Message, error) {
 		}
 		return Handshake{ID: id, Type: t}, nil
 	case EventEstablished:
-		if err := d.count(0); err != nil {
-			return nil, err
-		}
-		return Established{}, nil
+		return d.established()
+	case EventGetICEServers:
+		return d.getICEServers()
+	case EventICEServers:
+		return d.iceServers()
 	case EventGetPeers, EventAnnounce, EventFinish:
 		if err := d.count(1); err != nil {
 			return nil, err
@@ -258,6 +301,21 @@ func Decode(name string, args []json.RawMessage) (Message, error) {
 			return nil, err
 		}
 		return Signal{Hash: h, PeerID: id, Data: data}, nil
+	case EventAnnounceMany, EventFinishMany, EventGetPeersMany:
+		if err := d.count(1); err != nil {
+			return nil, err
+		}
+		hs, err := d.hashList(1)
+		if err != nil {
+			return nil, err
+		}
+		switch name {
+		case EventAnnounceMany:
+			return AnnounceMany{Hashes: hs}, nil
+		case EventFinishMany:
+			return FinishMany{Hashes: hs}, nil
+		}
+		return GetPeersMany{Hashes: hs}, nil
 	}
 	return nil, &DecodeError{Event: d.event, Err: ErrUnknownEvent}
 }
@@ -404,6 +462,80 @@ func (d *decoder) idList(arg int) ([]string, error) {
 		ids = append(ids, s)
 	}
 	return ids, nil
+}
+
+// hashList decodes a batch's array of hashes. The common shape, plain
+// 40-character strings, is scanned directly: a batch holds thousands of
+// them, and encoding/json would cost an allocation or two each. Anything
+// else (escapes, odd whitespace) takes the general path, so the result is
+// the same as encoding/json's.
+func (d *decoder) hashList(arg int) ([]string, error) {
+	raw := d.args[arg-1]
+	if k := kind(raw); k != "an array" {
+		return nil, d.fail(arg, "hashes", "want an array, got %s", k)
+	}
+	if hs, ok := scanHashList(raw); ok {
+		if len(hs) > MaxBatch {
+			return nil, d.fail(arg, "hashes", "%d hashes is more than the %d allowed", len(hs), MaxBatch)
+		}
+		return hs, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, d.fail(arg, "hashes", "malformed array: %w", err)
+	}
+	if len(items) > MaxBatch {
+		return nil, d.fail(arg, "hashes", "%d hashes is more than the %d allowed", len(items), MaxBatch)
+	}
+	hs := make([]string, 0, len(items))
+	for i, it := range items {
+		if k := kind(it); k != "a string" {
+			return nil, d.fail(arg, "hashes", "element %d: want a string, got %s", i, k)
+		}
+		var s string
+		if err := json.Unmarshal(it, &s); err != nil {
+			return nil, d.fail(arg, "hashes", "element %d: malformed string: %w", i, err)
+		}
+		if !ValidHash(s) {
+			return nil, d.fail(arg, "hashes", "element %d: want 40 lowercase hex characters, got %s", i, describe(s))
+		}
+		hs = append(hs, s)
+	}
+	return hs, nil
+}
+
+// scanHashList parses raw if it is exactly [] or ["<hash>","<hash>",...]
+// with optional whitespace around commas and brackets; ok is false for
+// anything else, including invalid hashes, which the general path then
+// reports precisely. The hashes are substrings of one copy of raw, so a
+// holder that keeps a few of them for long should copy them.
+func scanHashList(raw []byte) (hs []string, ok bool) {
+	str := strings.Trim(string(raw), " \t\r\n")
+	if len(str) < 2 || str[0] != '[' || str[len(str)-1] != ']' {
+		return nil, false
+	}
+	b := strings.Trim(str[1:len(str)-1], " \t\r\n")
+	if len(b) == 0 {
+		return []string{}, true
+	}
+	hs = make([]string, 0, min((len(b)+1)/(IDLen+3), MaxBatch+1))
+	for {
+		if len(b) < IDLen+2 || b[0] != '"' || b[IDLen+1] != '"' || !IsID(b[1:IDLen+1]) {
+			return nil, false
+		}
+		if len(hs) == MaxBatch {
+			return append(hs, ""), true // one too many: the caller refuses the batch
+		}
+		hs = append(hs, b[1:IDLen+1])
+		b = strings.TrimLeft(b[IDLen+2:], " \t\r\n")
+		if len(b) == 0 {
+			return hs, true
+		}
+		if b[0] != ',' {
+			return nil, false
+		}
+		b = strings.TrimLeft(b[1:], " \t\r\n")
+	}
 }
 
 // describe quotes an untrusted value for an error message, shortened.

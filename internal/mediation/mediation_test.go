@@ -42,6 +42,13 @@ func TestDecodeValid(t *testing.T) {
 		{"signal", `["` + hashA + `","` + idA + `","{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n\"}"]`,
 			Signal{Hash: hashA, PeerID: idA, Data: "{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n\"}"}},
 		{"signal", `["` + hashA + `","` + idA + idB + `","x"]`, Signal{Hash: hashA, PeerID: idA + idB, Data: "x"}},
+		{"established", `[{"p2pcdn":1,"batch":1000,"ice_servers":[]}]`, Established{Caps: &Capabilities{P2PCDN: 1, Batch: 1000}}},
+		{"announce_many", `[[]]`, AnnounceMany{Hashes: []string{}}},
+		{"announce_many", `[["` + hashA + `"]]`, AnnounceMany{Hashes: []string{hashA}}},
+		{"finish_many", `[ [ "` + hashA + `" ,` + "\n" + `"` + idA + `" ] ]`, FinishMany{Hashes: []string{hashA, idA}}},
+		{"get_peers_many", `[["` + hashA + `","` + idB + `"]]`, GetPeersMany{Hashes: []string{hashA, idB}}},
+		// Escaped characters take the general path and mean the same.
+		{"get_peers_many", `[["\u0030123456789abcdef0123456789abcdef01234567"]]`, GetPeersMany{Hashes: []string{hashA}}},
 	}
 	for _, tt := range tests {
 		got, err := Decode(tt.name, rawArgs(t, tt.args))
@@ -87,7 +94,17 @@ func TestDecodeErrors(t *testing.T) {
 		{"peers", `["` + hashA + `",null]`, 2, "want an array, got null"},
 		{"peers", `["` + hashA + `",[1]]`, 2, "element 0: want a string"},
 		{"peers", `["` + hashA + `",["` + idA + `","nope"]]`, 2, "element 1"},
-		{"established", `[1]`, 0, "want 0 arguments"},
+		{"established", `[1]`, 1, "want an object, got a number"},
+		{"established", `[{},{}]`, 0, "want 0 or 1 arguments, got 2"},
+		{"established", `[{"p2pcdn":1,"batch":"many"}]`, 1, "capabilities"},
+		{"established", `[{"p2pcdn":1,"batch":-1}]`, 1, "batch: want at least 0"},
+		{"announce_many", `["` + hashA + `"]`, 1, "want an array, got a string"},
+		{"announce_many", `[]`, 0, "want 1 arguments"},
+		{"finish_many", `[["` + hashA + `",1]]`, 1, "element 1: want a string"},
+		{"get_peers_many", `[["` + strings.ToUpper(hashA) + `"]]`, 1, "element 0: want 40 lowercase hex"},
+		{"get_peers_many", `[["` + strings.TrimSuffix(strings.Repeat(hashA+`","`, MaxBatch+1), `","`) + `"]]`, 1, "more than the 20000 allowed"},
+		{"get_peers_many", `[["\u0030123456789abcdef0123456789abcdef01234567"` + strings.Repeat(`,"`+hashA+`"`, MaxBatch) + `]]`, 1, "more than the 20000 allowed"},
+		{"established", `[{"p2pcdn":1},2]`, 0, "want 0 or 1 arguments"},
 	}
 	for _, tt := range tests {
 		_, err := Decode(tt.name, rawArgs(t, tt.args))
@@ -122,6 +139,10 @@ func TestEncodeRoundTrip(t *testing.T) {
 		Signal{Hash: hashA, PeerID: idB, Data: `{"type":"answer","sdp":"v=0"}`},
 		Announce{Hash: hashA},
 		Finish{Hash: hashA},
+		Established{Caps: &Capabilities{P2PCDN: 1, Batch: 1000}},
+		AnnounceMany{Hashes: []string{hashA, idA}},
+		FinishMany{Hashes: []string{}},
+		GetPeersMany{Hashes: []string{hashA}},
 	}
 	for _, m := range msgs {
 		js, err := json.Marshal(m.Args())
@@ -188,6 +209,13 @@ func FuzzDecode(f *testing.F) {
 		{"announce", `[1e999]`},
 		{"handshake", `["` + idA + `",-0]`},
 		{"x", `[]`},
+		{"established", `[{"p2pcdn":1,"batch":1000}]`},
+		{"announce_many", `[["` + hashA + `","` + idA + `"]]`},
+		{"get_peers_many", `[[ "` + hashA + `" ]]`},
+		{"finish_many", `[["\u0030123456789abcdef0123456789abcdef01234567"]]`},
+		{"established", `[{"p2pcdn":1,"batch":1000,"ice_servers":[{"urls":["stun:h:1"]},{"urls":["turn:h:1?transport=udp"],"username":"1:a","credential":"c"}],"ice_expires":1}]`},
+		{"ice_servers", `[{"ice_servers":[{"urls":["stun:h:1"]}],"ice_expires":5}]`},
+		{"get_ice_servers", `[]`},
 	}
 	for _, s := range seeds {
 		f.Add(s.name, s.args)
@@ -222,6 +250,36 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !reflect.DeepEqual(m, m2) {
 			t.Fatalf("round trip %#v != %#v", m, m2)
+		}
+	})
+}
+
+// FuzzScanHashList checks the batch fast path against encoding/json: what it
+// accepts must be exactly what the general path makes of the same bytes.
+func FuzzScanHashList(f *testing.F) {
+	f.Add(`["` + hashA + `"]`)
+	f.Add(` [ "` + hashA + `" ,` + "\t" + `"` + idA + `" ] `)
+	f.Add(`[]`)
+	f.Add(`["` + hashA + `",]`)
+	f.Fuzz(func(t *testing.T, js string) {
+		hs, ok := scanHashList([]byte(js))
+		if !ok || len(hs) > MaxBatch {
+			return
+		}
+		var want []string
+		if err := json.Unmarshal([]byte(js), &want); err != nil {
+			t.Fatalf("fast path accepted %q, which is not JSON: %v", js, err)
+		}
+		if want == nil {
+			want = []string{}
+		}
+		if !reflect.DeepEqual(hs, want) {
+			t.Fatalf("fast path %q: %q, encoding/json %q", js, hs, want)
+		}
+		for _, h := range hs {
+			if !ValidHash(h) {
+				t.Fatalf("fast path accepted %q", h)
+			}
 		}
 	})
 }

@@ -43,6 +43,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/p2pcdn/p2pcdn/internal/mediation"
@@ -94,16 +95,26 @@ type Server struct {
 	// Federation, when set, supplies peers of other mediators and relays
 	// signals to them.
 	Federation Federation
+	// ICE, when set, gives MEDIATION peers STUN and TURN servers in
+	// established and answers get_ice_servers (ice.go).
+	ICE ICEProvider
 	// Fallback serves every path that is not the mediator's own
 	// (/socket.io/, /healthz, /metrics); nil answers 404.
 	Fallback http.Handler
+
+	// Registry holds the mediator's metrics and is what /metrics serves.
+	// Other parts of the mediator process (STUN/TURN, federation) register
+	// their collectors into it. Nil: the first call to Handler, Serve or
+	// Metrics creates one with the Go runtime and process collectors; a
+	// Registry given here gets only the mediator's own collectors.
+	Registry *prometheus.Registry
 
 	initOnce sync.Once
 	sio      *socketio.Server
 	mux      *http.ServeMux
 	reg      *registry
 	routes   *returnRoutes
-	metrics  metrics
+	metrics  *metrics
 	draining atomic.Bool
 
 	// handlers tracks connection handlers so Serve returns after them.
@@ -116,6 +127,10 @@ func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.reg = newRegistry()
 		s.routes = newReturnRoutes()
+		if s.Registry == nil {
+			s.Registry = newMetricsRegistry()
+		}
+		s.metrics = newMetrics(s.Registry, s)
 		s.sio = &socketio.Server{
 			Accept:       s.accept,
 			PingInterval: s.PingInterval,
@@ -127,7 +142,7 @@ func (s *Server) init() {
 		s.mux = http.NewServeMux()
 		s.mux.Handle("/socket.io/", s.sio)
 		s.mux.HandleFunc("/healthz", s.serveHealth)
-		s.mux.HandleFunc("/metrics", s.serveMetrics)
+		s.mux.HandleFunc("/metrics", s.serveMetrics(metricsHandler(s.Registry)))
 		s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			if s.Fallback != nil {
 				s.Fallback.ServeHTTP(w, r)
@@ -151,6 +166,13 @@ func (s *Server) logger() *slog.Logger {
 		return s.Logger
 	}
 	return slog.Default()
+}
+
+// Metrics returns the registry /metrics serves (Registry, created if it was
+// nil), for other parts of the mediator process to register into.
+func (s *Server) Metrics() *prometheus.Registry {
+	s.init()
+	return s.Registry
 }
 
 // Handler returns the mediator's HTTP handler: Socket.IO under /socket.io/,
@@ -268,11 +290,11 @@ func (s *Server) DeliverSignal(hash, from, to, data string) bool {
 	s.init()
 	p := s.reg.lookup(to)
 	if p == nil {
-		s.metrics.signalsUnroutable.Add(1)
+		s.metrics.signalsUnroutable.Inc()
 		return false
 	}
 	s.emit(p.conn, mediation.Signal{Hash: hash, PeerID: from, Data: data})
-	s.metrics.signalsRouted.Add(1)
+	s.metrics.signalsRouted.Inc()
 	return true
 }
 
@@ -280,7 +302,7 @@ func (s *Server) emit(c emitter, m mediation.Message) error {
 	if err := c.Emit(m.Event(), m.Args()...); err != nil {
 		// The transport closes a connection whose queue overflows; its own
 		// handler cleans up after it.
-		s.metrics.emitErrors.Add(1)
+		s.metrics.emitErrors.Inc()
 		return err
 	}
 	return nil
@@ -300,8 +322,8 @@ func (s *Server) accept(c *socketio.Conn) socketio.Session {
 	s.handlers.Add(1)
 	s.handlersMu.Unlock()
 
-	s.metrics.connections.Add(1)
-	s.metrics.connectionsTotal.Add(1)
+	s.metrics.connections.Inc()
+	s.metrics.connectionsTotal.Inc()
 	h := &conn{
 		s:   s,
 		c:   c,
@@ -350,7 +372,7 @@ func (h *conn) Event(ev socketio.Event) {
 func (h *conn) Closed() {
 	h.deadline.Stop()
 	h.cleanup()
-	h.s.metrics.connections.Add(-1)
+	h.s.metrics.connections.Dec()
 	h.s.handlers.Done()
 }
 
@@ -361,7 +383,7 @@ func (h *conn) cleanup() {
 	}
 	if h.mediatorID != "" {
 		h.s.routes.drop(h)
-		h.s.metrics.replications.Add(-1)
+		h.s.metrics.replications.Dec()
 	}
 }
 
@@ -432,7 +454,7 @@ func (h *conn) handshake(m mediation.Handshake) bool {
 		if !same {
 			return h.drop(dropUnexpected, true, errors.New("second handshake with another id or type"))
 		}
-		return h.s.emit(h.c, mediation.Established{}) == nil
+		return h.s.emit(h.c, h.established()) == nil
 	}
 	switch m.Type {
 	case mediation.Mediation:
@@ -450,22 +472,23 @@ func (h *conn) handshake(m mediation.Handshake) bool {
 		h.mediatorID = m.ID
 		h.shook.Store(true)
 		h.deadline.Stop()
-		h.s.metrics.replications.Add(1)
+		h.s.metrics.replications.Inc()
 		h.log(slog.LevelInfo, "mediator connected", "mediator", m.ID)
 	}
-	return h.s.emit(h.c, mediation.Established{}) == nil
+	return h.s.emit(h.c, h.established()) == nil
 }
 
 func (h *conn) fromPeer(m mediation.Message) bool {
 	s := h.s
 	switch m := m.(type) {
 	case mediation.GetPeers:
+		defer s.metrics.observeGetPeers(time.Now())
 		max := orDefault(s.MaxPeersPerAnswer, DefaultMaxPeersPerAnswer)
 		ids := s.reg.seeders(m.Hash, h.self.id, max)
 		if len(ids) < max && s.Federation != nil {
 			ids = appendRemote(ids, s.Federation.RemotePeers(m.Hash, max-len(ids)), h.self.id, max)
 		}
-		s.metrics.peersAnswers.Add(1)
+		s.metrics.peersAnswers.Inc()
 		return s.emit(h.c, mediation.Peers{Hash: m.Hash, IDs: ids}) == nil
 	case mediation.Announce:
 		if _, err := s.reg.announce(h.self, m.Hash, orDefault(s.MaxHashesPerConn, DefaultMaxHashesPerConn)); err != nil {
@@ -473,6 +496,8 @@ func (h *conn) fromPeer(m mediation.Message) bool {
 		}
 	case mediation.Finish:
 		s.reg.finish(h.self, m.Hash)
+	case mediation.GetICEServers:
+		return h.answerICE()
 	case mediation.Signal:
 		if len(m.PeerID) != mediation.IDLen {
 			return h.drop(dropMalformed, true, errors.New("signal from a peer with a relay id"))
@@ -483,15 +508,15 @@ func (h *conn) fromPeer(m mediation.Message) bool {
 		out := mediation.Signal{Hash: m.Hash, PeerID: h.self.id, Data: m.Data}
 		if to := s.reg.lookup(m.PeerID); to != nil {
 			s.emit(to.conn, out)
-			s.metrics.signalsRouted.Add(1)
+			s.metrics.signalsRouted.Inc()
 		} else if via := s.routes.lookup(m.PeerID, time.Now()); via != nil &&
 			s.emit(via.c, mediation.Signal{Hash: m.Hash, PeerID: h.self.id + m.PeerID, Data: m.Data}) == nil {
 			// Back through the mediator the remote peer's signals came from.
-			s.metrics.signalsRelayed.Add(1)
+			s.metrics.signalsRelayed.Inc()
 		} else if s.Federation != nil && s.Federation.RelaySignal(m.Hash, h.self.id, m.PeerID, m.Data) {
-			s.metrics.signalsRelayed.Add(1)
+			s.metrics.signalsRelayed.Inc()
 		} else {
-			s.metrics.signalsUnroutable.Add(1)
+			s.metrics.signalsUnroutable.Inc()
 		}
 	default:
 		return h.drop(dropUnexpected, false, fmt.Errorf("%s from a peer", m.Event()))
@@ -506,7 +531,7 @@ func (h *conn) fromMediator(m mediation.Message) bool {
 		// Local peers only: answering with remote ones could loop between
 		// mediators.
 		ids := s.reg.seeders(m.Hash, "", orDefault(s.MaxPeersPerAnswer, DefaultMaxPeersPerAnswer))
-		s.metrics.peersAnswers.Add(1)
+		s.metrics.peersAnswers.Inc()
 		return s.emit(h.c, mediation.Peers{Hash: m.Hash, IDs: ids}) == nil
 	case mediation.Signal:
 		from, to, ok := mediation.SplitRelayID(m.PeerID)

@@ -255,18 +255,23 @@ func TestCallsWhileDisconnected(t *testing.T) {
 	}
 }
 
-func TestSameIDRefused(t *testing.T) {
+// A client whose id is taken does not give up: it takes a fresh id.
+func TestTakenIDReplacedOnDial(t *testing.T) {
 	m := startMediator(t, "127.0.0.1:0")
 	first := dial(t, m.url(), mediatorclient.Options{})
-	_, err := mediatorclient.Dial(ctx(t), m.url(), mediatorclient.Options{PeerID: first.PeerID(), Logger: quiet()})
-	if err == nil {
-		t.Fatal("second client with the same id was accepted")
+	second := dial(t, m.url(), mediatorclient.Options{PeerID: first.PeerID()})
+	if second.PeerID() == first.PeerID() || !mediation.ValidPeerID(second.PeerID()) {
+		t.Fatalf("second client's id %q beside the first's %q", second.PeerID(), first.PeerID())
 	}
-	// The first one still works.
+	// Both work.
 	other := dial(t, m.url(), mediatorclient.Options{})
 	first.Announce(ctx(t), hash1)
+	second.Announce(ctx(t), hash2)
 	if got := findPeers(t, other, hash1); !slices.Equal(got, []string{first.PeerID()}) {
-		t.Fatalf("got %v", got)
+		t.Fatalf("hash1: got %v", got)
+	}
+	if got := findPeers(t, other, hash2); !slices.Equal(got, []string{second.PeerID()}) {
+		t.Fatalf("hash2: got %v", got)
 	}
 }
 
@@ -389,7 +394,14 @@ func TestSurvivesPrototypeQuirks(t *testing.T) {
 	}
 	// The prototype dropped hash2 and hash3 too; the client puts them back.
 	deadline := time.Now().Add(waitTimeout)
-	for !(pm.seeded(hash2, seeder.PeerID()) && pm.seeded(hash3, seeder.PeerID())) {
+	finished := func() bool {
+		pm.mu.Lock()
+		defer pm.mu.Unlock()
+		return pm.finish > 0
+	}
+	// Once the finish is processed, hash2 and hash3 are seeded again only
+	// if they were announced after it.
+	for !(finished() && pm.seeded(hash2, seeder.PeerID()) && pm.seeded(hash3, seeder.PeerID())) {
 		if time.Now().After(deadline) {
 			t.Fatal("other hashes were not re-announced after finish")
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -49,6 +50,10 @@ const (
 type Config struct {
 	// ICEServers are STUN/TURN servers. Default none.
 	ICEServers []webrtc.ICEServer
+	// ExtraICEServers, if set, is called for each new peer connection and its servers are used after
+	// ICEServers: servers learned at run time, such as a mediator's TURN relay whose credentials expire.
+	// It must be safe for concurrent use and should return quickly (it is called while connecting).
+	ExtraICEServers func() []webrtc.ICEServer
 	// Loopback restricts ICE to UDP4 on loopback addresses: only loopback local candidates, remote
 	// candidates other than loopback dropped, mDNS off. For tests and single-host use.
 	Loopback bool
@@ -73,6 +78,11 @@ type Config struct {
 	SocketBuffer int
 	// SCTPRTOMax caps SCTP's retransmission timeout backoff; 0 means DefaultSCTPRTOMax.
 	SCTPRTOMax time.Duration
+
+	// net replaces the operating system's network (tests: pion's simulated vnet).
+	net transport.Net
+	// tune, if set, adjusts pion's settings after ours (benchmarks compare variants with it).
+	tune func(*webrtc.SettingEngine)
 }
 
 func (c Config) withDefaults() Config {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/pion/datachannel"
@@ -41,7 +42,11 @@ func New(cfg Config) (*Transport, error) {
 	se.SetSCTPMaxMessageSize(uint32(cfg.MaxMessageSize))
 	se.SetSCTPMaxReceiveBufferSize(uint32(cfg.SCTPReceiveBuffer))
 	se.SetSCTPRTOMax(cfg.SCTPRTOMax)
-	if cfg.SocketBuffer > 0 {
+	switch {
+	case cfg.net != nil:
+		se.SetNet(cfg.net)
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	case cfg.SocketBuffer > 0:
 		n, err := newBufferedNet(cfg.SocketBuffer)
 		if err != nil {
 			return nil, err
@@ -59,6 +64,9 @@ func New(cfg Config) (*Transport, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
+	if cfg.tune != nil {
+		cfg.tune(&se)
+	}
 	return &Transport{
 		cfg:   cfg,
 		api:   webrtc.NewAPI(webrtc.WithSettingEngine(se)),
@@ -66,6 +74,14 @@ func New(cfg Config) (*Transport, error) {
 		pcs:   make(map[*webrtc.PeerConnection]struct{}),
 		conns: make(map[*conn]struct{}),
 	}, nil
+}
+
+// iceServers returns the configured servers followed by those ExtraICEServers gives now.
+func (t *Transport) iceServers() []webrtc.ICEServer {
+	if t.cfg.ExtraICEServers == nil {
+		return t.cfg.ICEServers
+	}
+	return slices.Concat(t.cfg.ICEServers, t.cfg.ExtraICEServers())
 }
 
 func isLoopback4(ip net.IP) bool { return ip.To4() != nil && ip.IsLoopback() }
@@ -150,12 +166,13 @@ type session struct {
 }
 
 func (t *Transport) newSession() (*session, error) {
+	servers := t.iceServers()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return nil, ErrClosed
 	}
-	pc, err := t.api.NewPeerConnection(webrtc.Configuration{ICEServers: t.cfg.ICEServers})
+	pc, err := t.api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
 	"github.com/p2pcdn/p2pcdn/internal/peering"
@@ -22,9 +24,13 @@ import (
 
 // Config configures Run.
 type Config struct {
-	Paths     []string
-	Mediator  string // mediator URL
+	Paths    []string
+	Mediator string // mediator URL
+	// Transport carries the WebRTC connections. When nil, Run makes one
+	// from RTC that also uses the STUN/TURN servers the mediator hands out
+	// (docs/extensions.md), and closes it when done.
 	Transport *rtc.Transport
+	RTC       rtc.Config
 	Cache     *store.HashCache // nil: hash every file
 	PeerID    string           // random when empty
 	Logger    *slog.Logger
@@ -41,8 +47,8 @@ const finishTimeout = 2 * time.Second
 var ErrNothingToSeed = errors.New("nothing to seed: no shareable files found")
 
 // Run seeds until ctx ends, then tells the mediator it stopped and returns
-// nil. It fails early if a named path cannot be hashed or the mediator cannot
-// be reached.
+// nil. It fails early if a named path cannot be hashed. A mediator that
+// cannot be reached yet is tried again with backoff until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	if log == nil {
@@ -62,11 +68,19 @@ func Run(ctx context.Context, cfg Config) error {
 		return ErrNothingToSeed
 	}
 
-	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log})
+	// A server may boot seed and its mediator together: wait for it.
+	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log, Retry: true})
 	if err != nil {
-		return fmt.Errorf("connect to mediator %s: %w", cfg.Mediator, err)
+		return err // it names the mediator
 	}
 	defer client.Close()
+	tr := cfg.Transport
+	if tr == nil {
+		if tr, err = rtc.New(withMediatorICE(cfg.RTC, client)); err != nil {
+			return err
+		}
+		defer tr.Close()
+	}
 
 	var served []*file
 	defer func() {
@@ -74,15 +88,18 @@ func Run(ctx context.Context, cfg Config) error {
 			f.close()
 		}
 	}()
+	hashes := make([]string, 0, len(entries))
 	for _, e := range entries {
-		f, err := open(ctx, e, client, cfg.Transport, log)
+		f, err := open(ctx, e, client, tr, log)
 		if err != nil {
 			return err
 		}
 		served = append(served, f)
-		if err := client.Announce(ctx, e.Info.FullHash); err != nil && !errors.Is(err, mediatorclient.ErrNotConnected) {
-			return fmt.Errorf("announce %s: %w", e.Path, err)
-		}
+		hashes = append(hashes, f.hash)
+	}
+	// In batch events where the mediator takes them.
+	if err := client.AnnounceMany(ctx, hashes); err != nil && !errors.Is(err, mediatorclient.ErrNotConnected) {
+		return fmt.Errorf("announce: %w", err)
 	}
 	if cfg.Ready != nil {
 		cfg.Ready(entries)
@@ -92,11 +109,8 @@ func Run(ctx context.Context, cfg Config) error {
 	// Say goodbye on a fresh context: ctx is already over.
 	bye, cancel := context.WithTimeout(context.Background(), finishTimeout)
 	defer cancel()
-	for _, f := range served {
-		if err := client.Finish(bye, f.hash); err != nil {
-			log.Debug("finish", "hash", f.hash, "err", err)
-			break
-		}
+	if err := client.FinishMany(bye, hashes); err != nil {
+		log.Debug("finish", "err", err)
 	}
 	return nil
 }
@@ -162,4 +176,17 @@ func uniqueByHash(entries []scan.Entry, warn func(string, error)) []scan.Entry {
 		out = append(out, e)
 	}
 	return out
+}
+
+// withMediatorICE adds the STUN/TURN servers the mediator hands out, fresh
+// for each connection, to those cfg has.
+func withMediatorICE(cfg rtc.Config, client *mediatorclient.Client) rtc.Config {
+	own := cfg.ExtraICEServers
+	cfg.ExtraICEServers = func() []webrtc.ICEServer {
+		if own == nil {
+			return client.ICEServers()
+		}
+		return append(own(), client.ICEServers()...)
+	}
+	return cfg
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
+	"github.com/p2pcdn/p2pcdn/internal/mediator"
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
 	"github.com/p2pcdn/p2pcdn/internal/scan"
 	"github.com/p2pcdn/p2pcdn/internal/store"
@@ -142,22 +143,85 @@ func TestMissingPathFails(t *testing.T) {
 	}
 }
 
-func TestMediatorUnreachable(t *testing.T) {
+// A mediator that is not up yet (a server booting seed and its mediator
+// together) is tried again with backoff: seeding starts once it is up. If it
+// never comes, Run ends with ctx and says which mediator it waited for.
+func TestMediatorNotUpYet(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close() // nobody listens there now
+	ln.Close() // nobody listens there yet
 	path := filepath.Join(t.TempDir(), "a.bin")
 	write(t, path, []byte("hello"))
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+
+	short, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	err = Run(ctx, Config{Paths: []string{path}, Mediator: addr, Transport: testpeer.Transport(t), Logger: quiet()})
-	if err == nil || !strings.Contains(err.Error(), addr) {
-		t.Fatalf("Run: %v; want an error naming %s", err, addr)
+	err = Run(short, Config{Paths: []string{path}, Mediator: addr, Transport: testpeer.Transport(t), Logger: quiet()})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("Run: %v; want the deadline and an error naming %s", err, addr)
+	}
+
+	var (
+		mu     sync.Mutex
+		logged strings.Builder
+	)
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), nil))
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	ready := make(chan []scan.Entry, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Paths: []string{path}, Mediator: addr, Transport: testpeer.Transport(t), Logger: logger,
+			Ready: func(e []scan.Entry) { ready <- e }})
+	}()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		mu.Lock()
+		retrying := strings.Contains(logged.String(), "not reachable yet, retrying")
+		mu.Unlock()
+		if retrying {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run never said it is waiting for the mediator")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+	mctx, mstop := context.WithCancel(context.Background())
+	mdone := make(chan error, 1)
+	go func() { mdone <- (&mediator.Server{Logger: quiet()}).Serve(mctx, ln) }()
+	defer func() { mstop(); <-mdone }()
+	select {
+	case e := <-ready:
+		asker := testpeer.Dial(t, addr, "")
+		sub := asker.Subscribe(e[0].Info.FullHash)
+		defer sub.Close()
+		if ids := peersOf(t, asker, sub, e[0].Info.FullHash); len(ids) != 1 {
+			t.Fatalf("the mediator knows seeders %v, want the one that waited for it", ids)
+		}
+	case err := <-done:
+		t.Fatalf("Run ended before the mediator came: %v", err)
+	case <-time.After(waitTimeout):
+		t.Fatal("not ready after the mediator came up")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // TestSeedAnnounceReadyFinish seeds a directory: Ready lists each content
 // once, the mediator knows the seeder while it runs, and once ctx ends it

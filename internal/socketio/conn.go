@@ -55,6 +55,7 @@ const (
 type Conn struct {
 	id     string
 	remote string
+	host   string  // server side: the Host the client's opening request named
 	srv    *Server // nil on the client side
 	log    *slog.Logger
 
@@ -107,6 +108,11 @@ func (c *Conn) ID() string { return c.id }
 
 // RemoteAddr is the other side's network address.
 func (c *Conn) RemoteAddr() string { return c.remote }
+
+// Host is, on the server side, the HTTP Host (host or host:port) the client
+// named in its opening request: how it reached us, e.g. through a proxy. It is
+// the client's word, empty when it sent none.
+func (c *Conn) Host() string { return c.host }
 
 // Done is closed when the connection is gone.
 func (c *Conn) Done() <-chan struct{} { return c.ctx.Done() }

@@ -354,6 +354,7 @@ func (s *Server) openPacket(sid string, upgrades []string) []byte {
 func (s *Server) newConn(r *http.Request, transport string) *Conn {
 	c := newConn(newSid(), r.RemoteAddr, s.Logger)
 	c.srv = s
+	c.host = r.Host
 	c.transport = transport
 	c.maxPayload = s.MaxPayload
 	c.maxPending = s.MaxPending

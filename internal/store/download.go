@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -84,11 +86,79 @@ func openDownloadHook(finalPath string, info *content.Info, readHook func(piece 
 	return d, nil
 }
 
+// ErrNotOurs reports a file at a download's .part or state path that this
+// package did not create for the same content: it is left alone, never
+// truncated, followed or replaced.
+var ErrNotOurs = errors.New("left alone; remove it or choose another target")
+
+// maxStateFile bounds what is read of a state file: one for a file with
+// millions of pieces is still far smaller.
+const maxStateFile = 1 << 20
+
+// stateKind classifies what lies at a download's state path.
+type stateKind int
+
+const (
+	stateMissing stateKind = iota
+	stateForeign           // not a state file of ours: a link, another kind of file, other bytes
+	stateOther             // an intact state of ours for other content
+	stateMatch             // ours for this content (possibly damaged: then it claims nothing)
+)
+
+// open opens the .part, creating it (and first its state) when there is
+// none. An existing .part is used only when a state file of ours for the
+// same content lies beside it, so a file that merely has the name (or a
+// symbolic link planted there) is never truncated or written through.
 func (d *Download) open() error {
-	f, err := os.OpenFile(d.partPath, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
+	for range 3 {
+		f, err := os.OpenFile(d.partPath, os.O_RDWR|oNoFollow, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			f, err = d.create()
+			if errors.Is(err, fs.ErrExist) {
+				continue // another process created it meanwhile: open that one
+			}
+			if err != nil {
+				return err
+			}
+			return d.prepare(f, nil)
+		}
+		if err != nil {
+			return d.explainOpen(d.partPath, err)
+		}
+		return d.prepare(f, f)
 	}
+	return fmt.Errorf("%s keeps appearing and disappearing", d.partPath)
+}
+
+// create writes an empty state first and then creates the .part exclusively,
+// so every .part we create has its state beside it from its first moment.
+func (d *Download) create() (*os.File, error) {
+	// A state of ours without its .part is a leftover: replace it.
+	if kind, _, _ := d.readState(); kind == stateForeign {
+		return nil, fmt.Errorf("%s exists and is not a download state of ours; %w", d.statePath, ErrNotOurs)
+	}
+	if err := d.writeState(make([]byte, len(d.have))); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(d.partPath, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, 0o644)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, d.explainOpen(d.partPath, err)
+	}
+	return f, err
+}
+
+// explainOpen words an open error, naming a symbolic link as such.
+func (d *Download) explainOpen(path string, err error) error {
+	if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symbolic link, not followed; %w", path, ErrNotOurs)
+	}
+	return err
+}
+
+// prepare locks the .part, checks that an existing one is ours, sizes it,
+// re-verifies what the state claims and rewrites the state. existing is f
+// when the .part was there before, nil when create made it.
+func (d *Download) prepare(f, existing *os.File) error {
 	unlock, err := lockFile(f)
 	if err != nil {
 		f.Close()
@@ -104,6 +174,20 @@ func (d *Download) open() error {
 	if err != nil {
 		return fail(err)
 	}
+	if !fi.Mode().IsRegular() {
+		return fail(fmt.Errorf("%s is not a regular file; %w", d.partPath, ErrNotOurs))
+	}
+	kind, claimed, other := d.readState()
+	if existing != nil {
+		switch kind {
+		case stateOther:
+			return fail(fmt.Errorf("%s holds an unfinished download of other content (%s); %w",
+				d.partPath, other, ErrNotOurs))
+		case stateMissing, stateForeign:
+			return fail(fmt.Errorf("%s exists but was not created by a download of this file (no state of ours beside it); %w",
+				d.partPath, ErrNotOurs))
+		}
+	}
 	if fi.Size() != d.info.TotalLength {
 		// Sparse where the file system allows; a short .part grows with zeros
 		// that then fail re-verification.
@@ -111,7 +195,6 @@ func (d *Download) open() error {
 			return fail(fmt.Errorf("size %s: %w", d.partPath, err))
 		}
 	}
-	claimed := d.readState()
 	for i, ok := range d.verify(claimed) {
 		if ok {
 			d.have[claimed[i]/8] |= 0x80 >> (claimed[i] % 8)
@@ -126,31 +209,48 @@ func (d *Download) open() error {
 	return nil
 }
 
-// readState returns the pieces the state file claims, or none if it is
-// missing, corrupt, or for different content.
-func (d *Download) readState() []int {
-	data, err := os.ReadFile(d.statePath)
-	if err != nil || len(data) > len(stateMagic)+20+8+8+4+len(d.have)+8 {
-		return nil
+// readState classifies the state file and returns the pieces it claims
+// (only for stateMatch with an intact checksum) or, for stateOther, the
+// full hash it belongs to. It never follows a symbolic link and reads at
+// most maxStateFile bytes.
+func (d *Download) readState() (kind stateKind, claimed []int, other string) {
+	f, err := os.OpenFile(d.statePath, os.O_RDONLY|oNoFollow, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return stateMissing, nil, ""
 	}
+	if err != nil {
+		return stateForeign, nil, ""
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return stateForeign, nil, ""
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
+	const minState = len(stateMagic) + 20 + 8 + 8 + 4 + 8
+	if err != nil || len(data) > maxStateFile || len(data) < minState || string(data[:len(stateMagic)]) != stateMagic {
+		return stateForeign, nil, ""
+	}
+	body, sum := data[:len(data)-8], binary.BigEndian.Uint64(data[len(data)-8:])
+	intact := xxhash.Sum64(body) == sum
 	want := d.encodeState(make([]byte, len(d.have)))
 	// Header (everything before the bitfield) must match this info exactly.
 	hdr := len(want) - 8 - len(d.have)
 	if len(data) != len(want) || !bytes.Equal(data[:hdr], want[:hdr]) {
-		return nil
+		if intact {
+			return stateOther, nil, hex.EncodeToString(data[len(stateMagic) : len(stateMagic)+20])
+		}
+		return stateMatch, nil, "" // ours but damaged: reuse the .part, trust nothing
 	}
-	body, sum := data[:len(data)-8], binary.BigEndian.Uint64(data[len(data)-8:])
-	if xxhash.Sum64(body) != sum {
-		return nil
+	if !intact {
+		return stateMatch, nil, ""
 	}
 	bits := body[hdr:]
-	var claimed []int
 	for i := range d.info.PiecesAmount {
 		if bits[i/8]&(0x80>>(i%8)) != 0 {
 			claimed = append(claimed, i)
 		}
 	}
-	return claimed
+	return stateMatch, claimed, ""
 }
 
 // encodeState serializes the state: magic, raw full hash, total length,
@@ -217,16 +317,65 @@ func (d *Download) saveState(force bool) error {
 	d.lastSaved = time.Now()
 	d.mu.Unlock()
 
-	tmp := d.statePath + ".tmp"
-	if err := os.WriteFile(tmp, d.encodeState(have), 0o644); err != nil {
-		return fmt.Errorf("save download state: %w", err)
-	}
-	if err := os.Rename(tmp, d.statePath); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save download state: %w", err)
+	if err := d.writeState(have); err != nil {
+		return err
 	}
 	d.savedGen = gen
 	return nil
+}
+
+// writeState replaces the state file with have's through a temporary file
+// created exclusively (never through a link planted at its name), which is
+// removed again on any failure: a full disk leaves no empty .tmp behind, and
+// the previous state stays valid.
+func (d *Download) writeState(have []byte) error {
+	tmp := d.statePath + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o644)
+	if errors.Is(err, fs.ErrExist) && removeStaleTmp(tmp) {
+		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("save download state: %w", err)
+	}
+	_, err = f.Write(d.encodeState(have))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, d.statePath)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save download state: %w", err)
+	}
+	return nil
+}
+
+// removeStaleTmp removes a state temporary file left by an interrupted write
+// of ours (empty or starting with our magic) or a symbolic link planted at
+// its name (removing a link leaves its target alone). Anything else stays,
+// and the state write fails.
+func removeStaleTmp(path string) bool {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return false
+	}
+	if fi.Mode()&fs.ModeSymlink == 0 {
+		if !fi.Mode().IsRegular() || fi.Size() > maxStateFile {
+			return false
+		}
+		f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
+		if err != nil {
+			return false
+		}
+		head := make([]byte, len(stateMagic))
+		n, _ := io.ReadFull(f, head)
+		f.Close()
+		if n != 0 && string(head[:n]) != stateMagic {
+			return false
+		}
+	}
+	return os.Remove(path) == nil
 }
 
 // Info returns the download's info dictionary. Do not modify it.
@@ -334,8 +483,9 @@ func (d *Download) write(piece int, data []byte) error {
 }
 
 // Finish completes the download once every piece is verified: it flushes the
-// data to disk, renames the .part to the final path atomically (replacing any
-// file there) and removes the state file. The file stays open, so ReadBlock
+// data to disk, renames the .part to the final path atomically and removes
+// the state file. If a file has appeared at the final path meanwhile, it is
+// left alone and Finish fails with an error wrapping fs.ErrExist. The file stays open, so ReadBlock
 // keeps serving it until Close.
 func (d *Download) Finish() error {
 	d.mu.Lock()
@@ -352,7 +502,8 @@ func (d *Download) Finish() error {
 	if err := d.f.Sync(); err != nil {
 		return fmt.Errorf("finish %s: %w", d.finalPath, err)
 	}
-	if err := os.Rename(d.partPath, d.finalPath); err != nil {
+	// Never over a file that appeared at the final path since we started.
+	if err := renameNoReplace(d.partPath, d.finalPath); err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
 	syncDir(filepath.Dir(d.finalPath))

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -276,7 +277,9 @@ func TestDownloadResume(t *testing.T) {
 	}
 }
 
-func TestDownloadIgnoresStateOfOtherContent(t *testing.T) {
+// A .part holding another content's unfinished download (same name, same
+// sizes) is neither trusted nor truncated: the new download refuses it.
+func TestDownloadRefusesPartOfOtherContent(t *testing.T) {
 	data, info := testFile(t, 3*content.PieceLength, "r.bin")
 	final := filepath.Join(t.TempDir(), "r.bin")
 	d, err := OpenDownload(final, info)
@@ -288,14 +291,23 @@ func TestDownloadIgnoresStateOfOtherContent(t *testing.T) {
 	}
 	d.Close()
 	// Same sizes, different content: same header shape, other full hash.
-	data[5] ^= 1
-	other, _ := content.HashReaderAt(context.Background(), bytes.NewReader(data), int64(len(data)), content.PieceLength, nil)
-	other.FileName = "r.bin"
+	other := bytes.Clone(data)
+	other[5] ^= 1
+	otherInfo, _ := content.HashReaderAt(context.Background(), bytes.NewReader(other), int64(len(other)), content.PieceLength, nil)
+	otherInfo.FileName = "r.bin"
 	var reads atomic.Int32
-	d = reopen(t, final, other, &reads)
+	_, err = openDownloadHook(final, otherInfo, func(int) { reads.Add(1) })
+	if !errors.Is(err, ErrNotOurs) || !strings.Contains(err.Error(), info.FullHash) {
+		t.Fatalf("open over other content's .part: %v; want ErrNotOurs naming %s", err, info.FullHash)
+	}
+	if reads.Load() != 0 {
+		t.Fatalf("state of other content trusted: %d reads", reads.Load())
+	}
+	// Its owner still resumes it whole.
+	d = reopen(t, final, info, nil)
 	defer d.Close()
-	if d.Missing() != 3 || reads.Load() != 0 {
-		t.Fatalf("state of other content trusted: missing %d, %d reads", d.Missing(), reads.Load())
+	if d.Missing() != 0 {
+		t.Fatalf("the first download lost pieces: %d missing", d.Missing())
 	}
 }
 

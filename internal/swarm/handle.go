@@ -335,8 +335,6 @@ func (t *Torrent) pickEndgameLocked(p *peer) (blockKey, bool) {
 // handleBlock stores a received block and, when its piece is complete,
 // verifies and writes it outside the lock.
 func (t *Torrent) handleBlock(p *peer, m wire.Message) error {
-	p.down.Add(int64(len(m.Payload)))
-	t.down.Add(int64(len(m.Payload)))
 	t.mu.Lock()
 	p.lastRecv = time.Now()
 	if p.banned {
@@ -344,9 +342,18 @@ func (t *Torrent) handleBlock(p *peer, m wire.Message) error {
 		return ErrBanned
 	}
 	if t.info == nil || int(m.Index) >= t.info.PiecesAmount {
+		// Nobody asked for it: we request nothing before the info is known.
+		// Banned, so it cannot come back and keep a download looking busy.
+		why := fmt.Errorf("sent piece %d, which does not exist", m.Index)
+		if t.info == nil {
+			why = fmt.Errorf("sent piece %d before the info dictionary was known (unsolicited)", m.Index)
+		}
+		t.banLocked(p, why)
 		t.mu.Unlock()
-		return fmt.Errorf("sent piece %d that does not exist", m.Index)
+		return fmt.Errorf("%w: %w", ErrBanned, why)
 	}
+	p.down.Add(int64(len(m.Payload)))
+	t.down.Add(int64(len(m.Payload)))
 	i := int(m.Index)
 	ps := &t.pieces[i]
 	if ps.buf == nil || ps.verifying {

@@ -440,6 +440,47 @@ func TestSilentInfoPeer(t *testing.T) {
 	}
 }
 
+// A peer that sends pieces before the info dictionary is known (nobody asked
+// for them) is banned, not just dropped, and its bytes count for nothing:
+// before, it could reconnect at once and keep a download looking busy.
+func TestUnsolicitedPiecesBeforeInfoBanned(t *testing.T) {
+	data := testData(content.PieceLength+1, 13)
+	info := testInfo(t, data)
+	down, _ := newDownloader(t, info, true, nil)
+	attack := func() error {
+		a, b := tcpPair(t)
+		errc := make(chan error, 1)
+		go func() { errc <- down.AddPeer(context.Background(), a, true, "liar:1") }()
+		p := newRawPeer(t, b)
+		p.r.ReadHandshake()
+		p.conn.Write(wire.AppendHandshake(nil, wire.NewHandshake(hashOf(t, info), peerID(66))))
+		// Unchecked: once banned, the connection may be gone already.
+		p.conn.Write(wire.AppendMessage(nil, wire.Message{ID: wire.Piece, Index: 0, Payload: bytes.Repeat([]byte{1}, 16<<10)}))
+		go io.Copy(io.Discard, p.conn)
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(testTimeout):
+			t.Fatal("AddPeer did not return")
+		}
+		return nil
+	}
+	if err := attack(); !errors.Is(err, ErrBanned) {
+		t.Fatalf("unsolicited piece: AddPeer = %v; want ErrBanned", err)
+	}
+	st := down.Stats()
+	if st.Banned != 1 || st.Downloaded != 0 {
+		t.Fatalf("after the attack: %d banned, %d bytes counted as downloaded; want 1 and 0", st.Banned, st.Downloaded)
+	}
+	// It comes back: refused.
+	if err := attack(); !errors.Is(err, ErrBanned) {
+		t.Fatalf("banned peer back: AddPeer = %v; want ErrBanned", err)
+	}
+	// An honest seeder still serves the file.
+	connect(t, context.Background(), down, newSeeder(t, info, fullStore(info, data), 1), nil)
+	waitDone(t, down)
+}
+
 // Bad input from a peer ends its AddPeer with an error, never a hang.
 func TestBadPeerInput(t *testing.T) {
 	data := testData(2*content.PieceLength, 11)
