@@ -1484,6 +1484,6 @@
     };
   }
 
-  global.p2pcdn = { connect, Node, hashBlob, pieceHash, merkleRoot, checkInfo, PIECE_LENGTH, version: '1', _sha1js: sha1js, _internal: { bdecode, bencode, Wire, Transfer, MediatorLink } };
+  global.p2pcdn = { connect, Node, hashBlob, pieceHash, merkleRoot, checkInfo, PIECE_LENGTH, version: '1', _sha1js: sha1js, _internal: { bdecode, bencode, cleanIce, Wire, Transfer, MediatorLink } };
   global.cdn = makeCompat();
 })(typeof window !== 'undefined' ? window : globalThis);
