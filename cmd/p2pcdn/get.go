@@ -40,7 +40,8 @@ func getCommand() *cli.Command {
 			"tree with its folders into -o (default: the current directory); hashes given with it pick " +
 			"files of the manifest.\n\n" +
 			"Exit status: 0 complete and verified, 2 bad arguments, 3 no peers found in time, " +
-			"4 verification failed, 130 interrupted, 1 anything else; with several files, that of the " +
+			"4 verification failed, 5 peers found but none could be connected, 130 interrupted, " +
+			"1 anything else; with several files, that of the " +
 			"first that failed.",
 		Flags: append(peerFlags("ws://"+defaultMediatorAddr+", where `p2pcdn seed` runs one when it has none"),
 			&cli.StringFlag{
@@ -281,6 +282,8 @@ func getCode(err error) int {
 		return exitNoPeers
 	case errors.Is(err, fetch.ErrVerify):
 		return exitVerifyFail
+	case errors.Is(err, fetch.ErrUnreachable):
+		return exitNoConnect
 	case errors.Is(err, fetch.ErrInterrupted), errors.Is(err, context.Canceled):
 		return exitInterrupted
 	}

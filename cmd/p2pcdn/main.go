@@ -23,6 +23,7 @@ const (
 	exitUsage       = 2   // bad arguments
 	exitNoPeers     = 3   // no peers found in time
 	exitVerifyFail  = 4   // content did not verify
+	exitNoConnect   = 5   // peers found, none could be connected
 	exitInterrupted = 130 // interrupted (Ctrl-C, SIGTERM), as shells report SIGINT
 )
 

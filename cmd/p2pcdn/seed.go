@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -57,6 +58,11 @@ func seedCommand() *cli.Command {
 				Name:  "json",
 				Usage: "print one info dictionary (JSON) per line instead of the human summary",
 			},
+			&cli.StringFlag{
+				Name: "ice-tcp-listen",
+				Usage: "also accept WebRTC over TCP (ICE-TCP) on `ADDR` (e.g. :8443), so peers whose network " +
+					"blocks UDP reach this seeder directly; open that TCP port in the firewall",
+			},
 			&cli.BoolFlag{
 				Name:  "no-cache",
 				Usage: "hash every file again instead of using the hash cache",
@@ -85,6 +91,14 @@ func runSeed(cctx *cli.Context) error {
 	rtcCfg, err := rtcConfig(cctx, log)
 	if err != nil {
 		return err
+	}
+	if addr := cctx.String("ice-tcp-listen"); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("--ice-tcp-listen %s: %w", addr, err)
+		}
+		defer ln.Close() // the transport closes it too; this covers an early return
+		rtcCfg.ICETCPListener = ln
 	}
 	status := termstatus.New(os.Stderr)
 	defer status.Close()
@@ -158,6 +172,7 @@ func runSeed(cctx *cli.Context) error {
 		Watch:      cctx.Bool("watch"),
 		MaxWatches: cctx.Int("max-watches"),
 		Warn:       warn,
+		Notice:     func(msg string) { status.Println(os.Stderr, "p2pcdn: "+msg) },
 		Progress: func(n int64) {
 			hashed.Add(n)
 			out.hashing(hashed.Load())

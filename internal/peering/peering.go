@@ -9,6 +9,7 @@ package peering
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -20,9 +21,27 @@ import (
 
 // Defaults for Config's zero fields.
 const (
-	DefaultMaxPeers      = 64
-	DefaultSignalTimeout = 20 * time.Second
+	DefaultMaxPeers = 64
+	// DefaultSignalTimeout bounds a negotiation whose answer or channel never comes; one whose ICE
+	// failed ends at once (rtc gives up within seconds).
+	DefaultSignalTimeout = 15 * time.Second
+	// DefaultMaxAttempts is how many failed attempts in a row to connect a peer are made before
+	// Connect skips it (for DefaultFailureMemory).
+	DefaultMaxAttempts = 2
+	// DefaultFailureMemory is how long a failed attempt counts.
+	DefaultFailureMemory = time.Minute
 )
+
+// maxFailureRecords bounds the peers whose failures a Link remembers.
+const maxFailureRecords = 1024
+
+// Failure is an attempt to connect a peer that ended before its data channel opened.
+type Failure struct {
+	Peer      string // the remote peer id
+	Initiator bool   // we dialed; otherwise we answered its offer
+	// Err says why; an *rtc.ICEError (errors.As) when ICE found no path between the peers.
+	Err error
+}
 
 // Config configures a Link.
 type Config struct {
@@ -36,6 +55,13 @@ type Config struct {
 	MaxPeers int
 	// SignalTimeout bounds one WebRTC negotiation.
 	SignalTimeout time.Duration
+	// MaxAttempts and FailureMemory: after MaxAttempts failed dials in a row, each within
+	// FailureMemory of the last, Connect skips the peer until FailureMemory has passed.
+	MaxAttempts   int
+	FailureMemory time.Duration
+	// OnFailure, if set, is called (from the session's goroutine; it must not block) for each attempt
+	// that ended before its channel opened, other than by Close.
+	OnFailure func(Failure)
 }
 
 // Link is one hash's presence on one mediator. It owns a goroutine that
@@ -43,7 +69,6 @@ type Config struct {
 // them all.
 type Link struct {
 	cfg    Config
-	self   string
 	log    *slog.Logger
 	sub    *mediatorclient.Subscription
 	peers  chan []string
@@ -54,6 +79,13 @@ type Link struct {
 	mu       sync.Mutex
 	sessions map[string]*session // by remote peer id
 	banned   map[string]bool
+	failures map[string]failures // by remote peer id
+}
+
+// failures are a peer's failed attempts in a row.
+type failures struct {
+	n    int
+	last time.Time
 }
 
 // session is one remote peer, negotiating or connected.
@@ -71,6 +103,12 @@ func Join(ctx context.Context, cfg Config) *Link {
 	if cfg.SignalTimeout <= 0 {
 		cfg.SignalTimeout = DefaultSignalTimeout
 	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.FailureMemory <= 0 {
+		cfg.FailureMemory = DefaultFailureMemory
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -78,7 +116,6 @@ func Join(ctx context.Context, cfg Config) *Link {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &Link{
 		cfg:      cfg,
-		self:     cfg.Client.PeerID(),
 		log:      log.With("hash", cfg.Hash),
 		sub:      cfg.Client.Subscribe(cfg.Hash),
 		peers:    make(chan []string, 1),
@@ -86,6 +123,7 @@ func Join(ctx context.Context, cfg Config) *Link {
 		cancel:   cancel,
 		sessions: make(map[string]*session),
 		banned:   make(map[string]bool),
+		failures: make(map[string]failures),
 	}
 	l.wg.Add(1)
 	go l.route()
@@ -104,18 +142,54 @@ func (l *Link) Sessions() int {
 }
 
 // Connect dials peerID in the background unless a session with it exists,
-// it is banned, it is us, or the link is full. It reports whether it dialed.
+// it is banned, it is us, the link is full, or it has failed MaxAttempts
+// times in a row lately. It reports whether it dialed.
 func (l *Link) Connect(peerID string) bool {
-	if peerID == l.self {
+	if peerID == l.cfg.Client.PeerID() {
 		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.ctx.Err() != nil || l.sessions[peerID] != nil || l.banned[peerID] || len(l.sessions) >= l.cfg.MaxPeers {
+	if l.ctx.Err() != nil || l.sessions[peerID] != nil || l.banned[peerID] || len(l.sessions) >= l.cfg.MaxPeers ||
+		l.gaveUpLocked(peerID, time.Now()) {
 		return false
 	}
 	l.start(peerID, true, "")
 	return true
+}
+
+// GaveUp reports whether Connect skips peerID for now: it failed
+// MaxAttempts times in a row, the last within FailureMemory.
+func (l *Link) GaveUp(peerID string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gaveUpLocked(peerID, time.Now())
+}
+
+func (l *Link) gaveUpLocked(peer string, now time.Time) bool {
+	f, ok := l.failures[peer]
+	return ok && f.n >= l.cfg.MaxAttempts && now.Sub(f.last) < l.cfg.FailureMemory
+}
+
+// failedLocked counts a failed attempt with peer.
+func (l *Link) failedLocked(peer string, now time.Time) {
+	f := l.failures[peer]
+	if now.Sub(f.last) >= l.cfg.FailureMemory {
+		f.n = 0
+	}
+	f.n++
+	f.last = now
+	if _, known := l.failures[peer]; !known && len(l.failures) >= maxFailureRecords {
+		for p, old := range l.failures { // forget the expired, or else any one
+			if now.Sub(old.last) >= l.cfg.FailureMemory || len(l.failures) >= maxFailureRecords {
+				delete(l.failures, p)
+			}
+			if len(l.failures) < maxFailureRecords/2 {
+				break
+			}
+		}
+	}
+	l.failures[peer] = f
 }
 
 // Close stops routing, ends every session and waits for their goroutines.
@@ -165,7 +239,7 @@ func (l *Link) offerPeers(ids []string) {
 }
 
 func (l *Link) onSignal(from, data string) {
-	if from == l.self {
+	if from == l.cfg.Client.PeerID() {
 		return
 	}
 	sig, err := rtc.ParseSignal(data)
@@ -191,7 +265,8 @@ func (l *Link) onSignal(from, data string) {
 	if s != nil {
 		// Both sides dialed each other at once: the offer of the peer with
 		// the higher id wins, so exactly one connection survives.
-		if s.initiator && l.self > from {
+		// Our id now: the client takes a fresh one if a mediator refused it.
+		if s.initiator && l.cfg.Client.PeerID() > from {
 			return
 		}
 		s.cancel()
@@ -213,7 +288,8 @@ func (l *Link) start(peer string, initiator bool, offer string) {
 	go func() {
 		defer l.wg.Done()
 		defer cancel()
-		err := l.run(ctx, peer, s, offer)
+		connected, err := l.run(ctx, peer, s, offer)
+		failed := !connected && ctx.Err() == nil // not ended by Close or a newer session
 		l.mu.Lock()
 		if l.sessions[peer] == s {
 			delete(l.sessions, peer)
@@ -221,31 +297,45 @@ func (l *Link) start(peer string, initiator bool, offer string) {
 		if errors.Is(err, swarm.ErrBanned) {
 			l.banned[peer] = true
 		}
+		switch {
+		case failed && initiator:
+			// Only our own dials count: an offer "from" a peer (its id may be forged) must not make
+			// us stop dialing it.
+			l.failedLocked(peer, time.Now())
+		case connected:
+			delete(l.failures, peer)
+		}
 		l.mu.Unlock()
+		if failed && l.cfg.OnFailure != nil {
+			l.cfg.OnFailure(Failure{Peer: peer, Initiator: initiator, Err: err})
+		}
 		if err != nil && ctx.Err() == nil {
 			l.log.Debug("peer session ended", "peer", peer, "err", err)
 		}
 	}()
 }
 
-func (l *Link) run(ctx context.Context, peer string, s *session, offer string) error {
+// run negotiates with peer and runs the torrent's peer protocol on the
+// channel; connected reports whether the channel opened.
+func (l *Link) run(ctx context.Context, peer string, s *session, offer string) (connected bool, err error) {
 	send := func(ctx context.Context, signal string) error {
 		return l.cfg.Client.Signal(ctx, l.cfg.Hash, peer, signal)
 	}
 	nctx, stop := context.WithTimeout(ctx, l.cfg.SignalTimeout)
-	var (
-		conn rtc.Conn
-		err  error
-	)
+	var conn rtc.Conn
 	if s.initiator {
 		conn, err = l.cfg.Transport.Dial(nctx, send, s.recv)
 	} else {
 		conn, err = l.cfg.Transport.Accept(nctx, offer, send, s.recv)
 	}
+	timedOut := errors.Is(nctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 	stop()
 	if err != nil {
-		return err
+		if timedOut {
+			err = fmt.Errorf("no connection within %s (no answer, or the peer stopped answering): %w", l.cfg.SignalTimeout, err)
+		}
+		return false, err
 	}
 	l.log.Debug("peer connected", "peer", peer, "remote", conn.RemoteAddr(), "initiator", s.initiator)
-	return l.cfg.Torrent.AddPeer(ctx, conn, s.initiator, conn.RemoteAddr())
+	return true, l.cfg.Torrent.AddPeer(ctx, conn, s.initiator, conn.RemoteAddr())
 }

@@ -25,13 +25,23 @@ const (
 // ErrBadSignal is wrapped by every ParseSignal error.
 var ErrBadSignal = errors.New("bad signal")
 
-// Signal is one simple-peer compatible signalling message: an offer or answer carrying a complete SDP,
-// or a trickle candidate.
+// Signal is one simple-peer compatible signalling message: an offer or answer carrying an SDP, or a
+// trickle candidate. Our offers and answers are marked (docs/extensions.md): Trickle says the sender
+// takes trickled candidates and trickles toward marked peers, P2PCDN the extension level it speaks (1:
+// more data channels may be opened on the connection). simple-peer ignores both fields.
 type Signal struct {
 	Type      string                   `json:"type,omitempty"`
 	SDP       string                   `json:"sdp,omitempty"`
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Trickle   bool                     `json:"trickle,omitempty"`
+	P2PCDN    int                      `json:"p2pcdn,omitempty"`
 }
+
+// ExtensionLevel is the level of docs/extensions.md our signals carry in "p2pcdn".
+const ExtensionLevel = 1
+
+// Ours reports whether the signal came from a peer of ours (either mark is set).
+func (s Signal) Ours() bool { return s.Trickle || s.P2PCDN >= 1 }
 
 // String encodes s as the JSON text carried in a mediation signal event.
 func (s Signal) String() string {
@@ -57,6 +67,8 @@ func ParseSignal(s string) (Signal, error) {
 		Candidate          json.RawMessage `json:"candidate"`
 		Renegotiate        json.RawMessage `json:"renegotiate"`
 		TransceiverRequest json.RawMessage `json:"transceiverRequest"`
+		Trickle            json.RawMessage `json:"trickle"`
+		P2PCDN             json.RawMessage `json:"p2pcdn"`
 	}
 	trimmed := bytes.TrimSpace([]byte(s))
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -71,6 +83,12 @@ func ParseSignal(s string) (Signal, error) {
 	}
 	if raw.SDP != nil {
 		sig.SDP = *raw.SDP
+	}
+	// Marks of another type than ours are ignored rather than refused: they only enable extensions.
+	sig.Trickle = bytes.Equal(raw.Trickle, []byte("true"))
+	var level float64
+	if json.Unmarshal(raw.P2PCDN, &level) == nil && level >= 1 && level <= 1<<16 {
+		sig.P2PCDN = int(level)
 	}
 	hasCandidate := len(raw.Candidate) > 0 && !bytes.Equal(raw.Candidate, []byte("null"))
 	switch {

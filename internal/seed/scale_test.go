@@ -33,13 +33,13 @@ func openFilesUnder(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestManyFilesCostATableEntry seeds a tree of 300 small files (the
+// TestManyFilesCostATableEntry seeds a tree of 2,000 small files (the
 // bench seeds 100,000): output comes file by file while hashing goes on,
 // every hash reaches the mediator, and idle files hold no goroutine and no
 // open file. A file a peer fetches is opened for it and closed again after
 // the idle timeout.
 func TestManyFilesCostATableEntry(t *testing.T) {
-	const n = 300 // announced one event per hash at 50/s until the mediator takes batches
+	const n = 2000
 	dir := t.TempDir()
 	for i := range n {
 		write(t, filepath.Join(dir, fmt.Sprintf("d%02d", i%50), fmt.Sprintf("f%04d.txt", i)), []byte(fmt.Sprintf("file %d", i)))
@@ -101,7 +101,7 @@ func TestManyFilesCostATableEntry(t *testing.T) {
 
 	// Every hash reached the mediator: ask about a sample.
 	asker := testpeer.Dial(t, med.URL(), "")
-	for i := 0; i < n; i += n / 15 {
+	for i := 0; i < n; i += n / 20 {
 		h := files[i].Info.FullHash
 		sub := asker.Subscribe(h)
 		if ids := peersOf(t, asker, sub, h); len(ids) != 1 {

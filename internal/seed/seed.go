@@ -20,6 +20,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
+	"github.com/p2pcdn/p2pcdn/internal/peering"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/scan"
 	"github.com/p2pcdn/p2pcdn/internal/store"
@@ -64,6 +65,10 @@ type Config struct {
 	// closes the longest idle one, or is refused when none is idle.
 	// Default DefaultMaxOpen.
 	MaxOpen int
+	// Notice, if set, gets a line for the user about each failed attempt
+	// to connect a peer, at most one per ReportEvery (the others counted in
+	// the next line).
+	Notice func(msg string)
 }
 
 // Defaults for Config's zero fields.
@@ -96,7 +101,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.MaxOpen <= 0 {
 		cfg.MaxOpen = DefaultMaxOpen
 	}
-	s := &seeder{cfg: cfg, log: log, tab: newTable(cfg.Watch)}
+	s := &seeder{cfg: cfg, log: log, tab: newTable(cfg.Watch), report: &failureReport{notice: cfg.Notice}}
 	s.announceWake = make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(ctx)
 	// Teardown in order: stop the goroutines, then what they use.
@@ -242,6 +247,7 @@ type seeder struct {
 	client  *mediatorclient.Client // set before dialed closes
 	dialErr error
 	tr      *rtc.Transport
+	report  *failureReport
 
 	// Hashes wait in pending until the announcer sends them; hashing never
 	// waits for the mediator.
@@ -339,4 +345,57 @@ func withMediatorICE(cfg rtc.Config, client *mediatorclient.Client) rtc.Config {
 		return append(own(), client.ICEServers()...)
 	}
 	return cfg
+}
+
+// ReportEvery is the least time between two lines about failed connection
+// attempts.
+const ReportEvery = 10 * time.Second
+
+// failureReport words peering's failed attempts for the user, rate-limited.
+type failureReport struct {
+	notice func(string)
+	now    func() time.Time // time.Now; tests set it
+
+	mu   sync.Mutex
+	last time.Time
+	held int // failures since the last line
+}
+
+func (r *failureReport) failed(file string, f peering.Failure) {
+	if r.notice == nil {
+		return
+	}
+	now := time.Now
+	if r.now != nil {
+		now = r.now
+	}
+	r.mu.Lock()
+	t := now()
+	if !r.last.IsZero() && t.Sub(r.last) < ReportEvery {
+		r.held++
+		r.mu.Unlock()
+		return
+	}
+	held := r.held
+	r.held, r.last = 0, t
+	r.mu.Unlock()
+
+	who := "a downloader"
+	if f.Initiator {
+		who = "a peer"
+	}
+	msg := fmt.Sprintf("could not connect to %s of %s (peer %.8s): ", who, file, f.Peer)
+	var ie *rtc.ICEError
+	if errors.As(f.Err, &ie) {
+		msg += ie.Error()
+		if h := ie.Hint(); h != "" {
+			msg += "; " + h
+		}
+	} else {
+		msg += f.Err.Error()
+	}
+	if held > 0 {
+		msg += fmt.Sprintf(" (%d more failed attempt(s) since the last such line)", held)
+	}
+	r.notice(msg)
 }

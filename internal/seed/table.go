@@ -262,8 +262,10 @@ func (s *seeder) open(ctx context.Context, f file) (*live, error) {
 		sf.Close()
 		return nil, fmt.Errorf("serve %s: %w", f.path, err)
 	}
+	name := content.SafeName(f.info.FileName)
 	link := peering.Join(ctx, peering.Config{
 		Hash: f.info.FullHash, Client: s.client, Transport: s.tr, Torrent: t, Logger: s.log,
+		OnFailure: func(fl peering.Failure) { s.report.failed(name, fl) },
 	})
 	l := &live{hash: f.info.FullHash, sf: sf, torrent: t, link: link}
 	s.live.mu.Lock()
