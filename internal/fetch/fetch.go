@@ -136,6 +136,16 @@ func checkConfig(cfg Config) error {
 	return nil
 }
 
+// The pace of a session's mediator events. Every file needs a few events
+// (get_peers, an offer, trickled candidates), so a session fetching many
+// files at once would wait on the client's default pace (50/s, burst 50)
+// where separate processes would not. This stays below our mediator's
+// per-connection limits (100 events/s, burst 1,000).
+const (
+	ManyEventRate  = 90
+	ManyEventBurst = 500
+)
+
 // Session is one mediator connection and WebRTC transport that several
 // downloads share (`p2pcdn get HASH...`). Its methods are safe for
 // concurrent use.
@@ -154,7 +164,8 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log})
+	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log,
+		EventRate: ManyEventRate, EventBurst: ManyEventBurst})
 	if err != nil {
 		return nil, err // it names the mediator
 	}

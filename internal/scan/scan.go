@@ -136,17 +136,25 @@ func warn(w func(string, error), path string, err error) {
 // find hands visit the candidate files under paths, each once, until visit
 // returns false; named paths that are not shareable go to fail.
 func find(ctx context.Context, paths []string, w func(string, error), fail func(error), visit func(candidate) bool) {
-	seen := make(map[string]bool)
+	// One walk meets each file once: only several named paths can name
+	// one file twice, and only then is a set of every path worth its
+	// memory (100,000 files are ~10 MB of paths).
+	var seen map[string]bool
+	if len(paths) > 1 {
+		seen = make(map[string]bool)
+	}
 	stopped := false
 	add := func(c candidate) bool {
-		abs, err := filepath.Abs(c.path)
-		if err != nil {
-			abs = c.path
+		if seen != nil {
+			abs, err := filepath.Abs(c.path)
+			if err != nil {
+				abs = c.path
+			}
+			if seen[abs] {
+				return true
+			}
+			seen[abs] = true
 		}
-		if seen[abs] {
-			return true
-		}
-		seen[abs] = true
 		if !visit(c) {
 			stopped = true
 		}

@@ -77,6 +77,15 @@ const (
 	DefaultMaxOpen     = 1024
 )
 
+// The pace of the seeder's mediator events: many downloaders at once each
+// take an answer and trickled candidates, which the client's default pace
+// (50/s, burst 50) would queue. This stays below our mediator's
+// per-connection limits (100 events/s, burst 1,000).
+const (
+	eventRate  = 90
+	eventBurst = 500
+)
+
 // finishTimeout bounds the goodbye to the mediator once seeding ends: the
 // mediator forgets a peer's files when its connection closes anyway, so a
 // slow goodbye (100,000 hashes) is cut short rather than waited for.
@@ -124,7 +133,8 @@ func Run(ctx context.Context, cfg Config) error {
 			bg.Go(func() {
 				defer close(dialed)
 				s.client, s.dialErr = mediatorclient.Dial(ctx, cfg.Mediator,
-					mediatorclient.Options{PeerID: cfg.PeerID, Logger: log, Retry: true})
+					mediatorclient.Options{PeerID: cfg.PeerID, Logger: log, Retry: true,
+						EventRate: eventRate, EventBurst: eventBurst})
 			})
 		})
 	}
@@ -153,6 +163,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Cache != nil {
 		if err := cfg.Cache.Save(); err != nil {
 			log.Warn("could not save the hash cache", "err", err)
+		}
+		if !cfg.Watch {
+			// Only --watch hashes again: let the cache's copy of every
+			// path and stamp go.
+			cfg.Cache, s.cfg.Cache = nil, nil
 		}
 	}
 	for _, err := range unjoin(walkErr) {

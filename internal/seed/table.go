@@ -22,24 +22,24 @@ import (
 type file struct {
 	path string
 	info *content.Info
-	mod  time.Time // when it was hashed: a later change is not served
-	// alts are other paths with the same content, served if path goes
-	// (tracked with Watch only).
-	alts []string
+	mod  int64 // modification time (unix ns) when hashed: a later change is not served; 0 unknown
 }
 
 // table maps each seeded hash to its file. With tracking (Watch) it also
-// maps each path to its hash, to act on changes by path.
+// maps each path to its hash, to act on changes by path, and remembers other
+// paths with the same content, served if the first one goes.
 type table struct {
 	mu     sync.Mutex
 	byHash map[string]*file
-	byPath map[string]string // nil without tracking
+	byPath map[string]string   // nil without tracking
+	alts   map[string][]string // by hash; tracking only
 }
 
 func newTable(track bool) *table {
 	t := &table{byHash: make(map[string]*file)}
 	if track {
 		t.byPath = make(map[string]string)
+		t.alts = make(map[string][]string)
 	}
 	return t
 }
@@ -51,13 +51,13 @@ func (t *table) put(path string, info *content.Info, mod time.Time) (first strin
 	defer t.mu.Unlock()
 	h := info.FullHash
 	if f := t.byHash[h]; f != nil {
-		if t.byPath != nil && f.path != path && !slices.Contains(f.alts, path) {
-			f.alts = append(f.alts, path)
+		if t.byPath != nil && f.path != path && !slices.Contains(t.alts[h], path) {
+			t.alts[h] = append(t.alts[h], path)
 			t.byPath[path] = h
 		}
 		return f.path, true
 	}
-	t.byHash[h] = &file{path: path, info: info, mod: mod}
+	t.byHash[h] = &file{path: path, info: info, mod: mod.UnixNano()}
 	if t.byPath != nil {
 		t.byPath[path] = h
 	}
@@ -78,15 +78,17 @@ func (t *table) remove(path string) (hash string, gone bool) {
 	if f == nil {
 		return h, true
 	}
-	if i := slices.Index(f.alts, path); i >= 0 {
-		f.alts = slices.Delete(f.alts, i, i+1)
+	alts := t.alts[h]
+	if i := slices.Index(alts, path); i >= 0 {
+		t.alts[h] = slices.Delete(alts, i, i+1)
 		return h, false
 	}
-	if len(f.alts) > 0 {
-		f.path, f.alts = f.alts[0], f.alts[1:]
-		f.mod = time.Time{} // unknown: the alternative is checked when opened
+	if len(alts) > 0 {
+		f.path, f.mod = alts[0], 0 // unknown: the alternative is checked when opened
+		t.alts[h] = alts[1:]
 		return h, false
 	}
+	delete(t.alts, h)
 	delete(t.byHash, h)
 	return h, true
 }
@@ -233,10 +235,10 @@ func (s *seeder) open(ctx context.Context, f file) (*live, error) {
 
 	var sf *store.SeedFile
 	var err error
-	if f.mod.IsZero() {
+	if f.mod == 0 {
 		sf, err = store.OpenSeed(f.path, f.info)
 	} else {
-		sf, err = store.OpenSeedSince(f.path, f.info, f.mod)
+		sf, err = store.OpenSeedSince(f.path, f.info, time.Unix(0, f.mod))
 	}
 	if err != nil {
 		return nil, err
