@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -22,6 +23,9 @@ import (
 // Defaults for Config's zero fields.
 const (
 	DefaultMaxPeers = 64
+	// DefaultMaxPerAddress is a quarter of DefaultMaxPeers: room for a few
+	// peers behind one NAT, not for one host taking every slot.
+	DefaultMaxPerAddress = 16
 	// DefaultSignalTimeout bounds a negotiation whose answer or channel never comes; one whose ICE
 	// failed ends at once (rtc gives up within seconds).
 	DefaultSignalTimeout = 15 * time.Second
@@ -51,8 +55,16 @@ type Config struct {
 	Torrent   *swarm.Torrent
 	Logger    *slog.Logger
 	// MaxPeers bounds the sessions (negotiating or connected) of this hash,
-	// so a flood of offers cannot exhaust the process.
+	// so a flood of offers cannot exhaust the process. An offer that finds
+	// the link full takes the slot of the oldest offer still negotiating
+	// whose remote has not proved reachable, so such a flood cannot keep
+	// real peers out either.
 	MaxPeers int
+	// MaxPerAddress bounds the sessions with one remote address (an offer's
+	// first candidate until ICE connects, then the address it connected
+	// to); past it, an offer from that address takes the slot of the oldest
+	// unproven one from the same address.
+	MaxPerAddress int
 	// SignalTimeout bounds one WebRTC negotiation.
 	SignalTimeout time.Duration
 	// MaxAttempts and FailureMemory: after MaxAttempts failed dials in a row, each within
@@ -93,7 +105,16 @@ type failures struct {
 type session struct {
 	recv      chan string // signals from the remote peer for rtc
 	initiator bool        // we sent the offer
+	ctx       context.Context
 	cancel    context.CancelFunc
+	started   time.Time
+	// addr is where the remote is: the first candidate address of its
+	// offer, then the address ICE connected to. Guarded by Link.mu, as are
+	// proven (ICE found a path, so the remote is real) and open (the channel
+	// is up: the session is established).
+	addr   string
+	proven bool
+	open   bool
 }
 
 // Join starts routing hash's signals to cfg.Torrent until ctx ends or Close.
@@ -103,6 +124,9 @@ func Join(ctx context.Context, cfg Config) *Link {
 	}
 	if cfg.SignalTimeout <= 0 {
 		cfg.SignalTimeout = DefaultSignalTimeout
+	}
+	if cfg.MaxPerAddress <= 0 {
+		cfg.MaxPerAddress = DefaultMaxPerAddress
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
@@ -156,7 +180,7 @@ func (l *Link) Connect(peerID string) bool {
 		l.gaveUpLocked(peerID, time.Now()) {
 		return false
 	}
-	l.start(peerID, true, "")
+	l.start(peerID, true, "", "")
 	return true
 }
 
@@ -265,6 +289,13 @@ func (l *Link) onSignal(from, data string) {
 		return
 	}
 	if s != nil {
+		// An established session is never torn down by an offer: sender ids
+		// can be forged, and a real peer that lost its connection finds out
+		// and retries once ours has failed too.
+		if s.open {
+			l.log.Debug("ignoring an offer from a peer with an established session", "from", from)
+			return
+		}
 		// Both sides dialed each other at once: the offer of the peer with
 		// the higher id wins, so exactly one connection survives.
 		if s.initiator && l.self > from {
@@ -273,17 +304,57 @@ func (l *Link) onSignal(from, data string) {
 		s.cancel()
 		delete(l.sessions, from)
 	}
-	if len(l.sessions) >= l.cfg.MaxPeers {
+	addr := rtc.FirstCandidateAddress(sig.SDP)
+	if l.countAddrLocked(addr) >= l.cfg.MaxPerAddress && !l.evictLocked(addr) {
+		l.log.Debug("refusing an offer: too many sessions with its address", "from", from, "addr", addr)
+		return
+	}
+	if len(l.sessions) >= l.cfg.MaxPeers && !l.evictLocked("") {
 		l.log.Debug("refusing an offer: too many peers", "from", from)
 		return
 	}
-	l.start(from, false, data)
+	l.start(from, false, data, addr)
+}
+
+// countAddrLocked counts the sessions with remote address addr.
+func (l *Link) countAddrLocked(addr string) int {
+	n := 0
+	for _, s := range l.sessions {
+		if s.addr == addr {
+			n++
+		}
+	}
+	return n
+}
+
+// evictLocked ends the oldest session that answers an offer and whose
+// remote has not proved reachable (ICE found no path yet), from address
+// addr unless addr is "", and reports whether there was one.
+func (l *Link) evictLocked(addr string) bool {
+	var oldest *session
+	var peer string
+	for p, s := range l.sessions {
+		if s.initiator || s.proven || s.open || (addr != "" && s.addr != addr) {
+			continue
+		}
+		if oldest == nil || s.started.Before(oldest.started) {
+			oldest, peer = s, p
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	l.log.Debug("dropping an unproven offer for a newer one", "peer", peer)
+	oldest.cancel()
+	delete(l.sessions, peer)
+	return true
 }
 
 // start runs a session with peer; l.mu is held.
-func (l *Link) start(peer string, initiator bool, offer string) {
+func (l *Link) start(peer string, initiator bool, offer, addr string) {
 	ctx, cancel := context.WithCancel(l.ctx)
-	s := &session{recv: make(chan string, 16), initiator: initiator, cancel: cancel}
+	s := &session{recv: make(chan string, 16), initiator: initiator, ctx: ctx, cancel: cancel,
+		started: time.Now(), addr: addr}
 	l.sessions[peer] = s
 	l.wg.Add(1)
 	go func() {
@@ -323,11 +394,19 @@ func (l *Link) run(ctx context.Context, peer string, s *session, offer string) (
 		return l.cfg.Client.Signal(ctx, l.cfg.Hash, peer, signal)
 	}
 	nctx, stop := context.WithTimeout(ctx, l.cfg.SignalTimeout)
-	var conn rtc.Conn
+	opt := rtc.Options{ICEConnected: func() {
+		l.mu.Lock()
+		s.proven = true
+		l.mu.Unlock()
+	}}
+	var (
+		pc   *rtc.Peer
+		conn rtc.Conn
+	)
 	if s.initiator {
-		conn, err = l.cfg.Transport.Dial(nctx, send, s.recv)
+		pc, conn, err = l.cfg.Transport.DialPeer(nctx, opt, send, s.recv)
 	} else {
-		conn, err = l.cfg.Transport.Accept(nctx, offer, send, s.recv)
+		pc, conn, err = l.cfg.Transport.AcceptPeer(nctx, offer, opt, send, s.recv)
 	}
 	timedOut := errors.Is(nctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 	stop()
@@ -337,6 +416,13 @@ func (l *Link) run(ctx context.Context, peer string, s *session, offer string) (
 		}
 		return false, err
 	}
+	defer pc.Close() // one connection per file and peer
+	l.mu.Lock()
+	s.open, s.proven = true, true
+	if host, _, err := net.SplitHostPort(conn.RemoteAddr()); err == nil {
+		s.addr = host
+	}
+	l.mu.Unlock()
 	l.log.Debug("peer connected", "peer", peer, "remote", conn.RemoteAddr(), "initiator", s.initiator)
 	return true, l.cfg.Torrent.AddPeer(ctx, conn, s.initiator, conn.RemoteAddr())
 }
