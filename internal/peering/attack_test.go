@@ -24,22 +24,29 @@ func TestForgedOfferKeepsEstablishedSession(t *testing.T) {
 	eventually(t, "the seeder's session to be up", func() bool {
 		return seeder.tor.Stats().Peers == 1
 	})
-	seeder.link.mu.Lock()
-	before := seeder.link.sessions[id(2)]
-	seeder.link.mu.Unlock()
-
-	forged := captureOffer(t, testpeer.Transport(t))
-	for range 3 {
-		seeder.link.onSignal(id(2), forged)
+	before := connWith(seeder.link, id(2))
+	if before == nil {
+		t.Fatal("no connection with the downloader")
 	}
-	seeder.link.mu.Lock()
-	after := seeder.link.sessions[id(2)]
-	seeder.link.mu.Unlock()
-	if after != before {
-		t.Fatal("a forged offer replaced the established session")
+	for _, marked := range []bool{true, false} { // as a peer of ours, and as a prototype peer
+		forged := captureOffer(t, testpeer.Transport(t))
+		if !marked {
+			sig, _ := rtc.ParseSignal(forged)
+			sig.Trickle, sig.P2PCDN = false, 0
+			forged = sig.String()
+		}
+		for range 3 {
+			seeder.link.h.onSignal(seeder.link, id(2), forged)
+		}
+	}
+	if after := connWith(seeder.link, id(2)); after != before {
+		t.Fatal("a forged offer replaced the established connection")
 	}
 	if err := before.ctx.Err(); err != nil {
-		t.Fatalf("the established session was cancelled: %v", err)
+		t.Fatalf("the established connection was cancelled: %v", err)
+	}
+	if n := seeder.link.h.Conns(); n != 1 {
+		t.Fatalf("%d connections after forged offers, want the established one alone", n)
 	}
 	waitDone(t, dl.tor)
 }
@@ -111,26 +118,33 @@ func TestMaxPerAddress(t *testing.T) {
 	l := join(t, url, id(1), func(pid string) *swarm.Torrent { return seedTorrent(t, path, info, pid) },
 		Config{Hash: info.FullHash, MaxPeers: 8, MaxPerAddress: 2})
 	count := func(addr string) int {
-		l.link.mu.Lock()
-		defer l.link.mu.Unlock()
-		return l.link.countAddrLocked(addr)
+		l.link.h.mu.Lock()
+		defer l.link.h.mu.Unlock()
+		return l.link.h.countAddrLocked(addr)
 	}
 	for i := range 6 {
-		l.link.onSignal(id(100+i), from("192.0.2.9"))
+		l.link.h.onSignal(l.link, id(100+i), from("192.0.2.9"))
 		if n := count("192.0.2.9"); n > 2 {
 			t.Fatalf("%d sessions from one address, MaxPerAddress 2", n)
 		}
 	}
-	l.link.mu.Lock()
-	newest := l.link.sessions[id(105)]
-	l.link.mu.Unlock()
-	if newest == nil {
+	if connWith(l.link, id(105)) == nil {
 		t.Error("the newest offer did not replace an older one from its address")
 	}
 	for i := range 2 {
-		l.link.onSignal(id(200+i), from("192.0.2.10"))
+		l.link.h.onSignal(l.link, id(200+i), from("192.0.2.10"))
 	}
 	if n := l.link.Sessions(); n != 4 {
 		t.Errorf("%d sessions, want 2 per address", n)
 	}
+}
+
+// connWith returns the Host's connection (shared, or for the link's file) with peer.
+func connWith(l *Link, peer string) *pconn {
+	l.h.mu.Lock()
+	defer l.h.mu.Unlock()
+	if c := l.h.shared[peer]; c != nil {
+		return c
+	}
+	return l.h.single[pkey{peer, l.hash}]
 }
