@@ -318,7 +318,8 @@ func (b *bench) rawToPage(ctx context.Context, c *chrome, size int64) (float64, 
 	return t.MS, t.check(size)
 }
 
-// browserRows: a page fetching from `p2pcdn seed`, and from another page.
+// browserRows: a page fetching from `p2pcdn seed` (one file, and 24 assets),
+// and from another page.
 func (b *bench) browserRows(ctx context.Context) ([]row, error) {
 	const title = "Browser (headless Chromium)"
 	c, err := b.browserFor(ctx)
@@ -375,6 +376,10 @@ func (b *bench) browserRows(ctx context.Context) ([]row, error) {
 	}
 	b.rawPageMiBs = tp.base
 	seed.stop()
+	assets, err := b.assetRow(ctx, c, med, title)
+	if err != nil {
+		return nil, err
+	}
 
 	// Page to page, on a fresh mediator so the Go seeder cannot take part.
 	med2, _, err := b.startMediator(ctx)
@@ -417,7 +422,7 @@ func (b *bench) browserRows(ctx context.Context) ([]row, error) {
 		tp2.got, tp2.base = append(tp2.got, mibps(big, msDur(v))), append(tp2.base, mibps(big, msDur(r)))
 	}
 	b.pageToPage1MB, b.pageToPageMiBs = lat2.got, tp2.got
-	return []row{lat, tp, lat2, tp2}, nil
+	return []row{lat, tp, assets, lat2, tp2}, nil
 }
 
 func msDur(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }

@@ -2,7 +2,12 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -176,4 +181,68 @@ func BenchmarkPageToPageTabs(b *testing.B) {
 	b.ReportMetric(mib/raw16, "raw16k-MiB/s")
 	b.ReportMetric(raw/p2p, "p2pcdn/raw64k")
 	b.ReportMetric(raw16/p2p, "p2pcdn/raw16k")
+}
+
+// BenchmarkPageAssets is the 24-asset page between pages: one tab seeds 24
+// files of 20–300 KB (3 MB), a fresh node in another tab fetches them all at
+// once by hash (mediator connection included); the baselines, interleaved,
+// are the same tab fetching the same files from an HTTP/1.1 server
+// (net/http), and the same number of bytes over a bare data channel between
+// the two tabs (the transport's floor, setup not included).
+func BenchmarkPageAssets(b *testing.B) {
+	m := startMediator(b)
+	files := map[string][]byte{}
+	var names []string
+	total := 0
+	for i := range 24 {
+		r := float64((i*7)%24) / 23
+		data := make([]byte, 20000+int(math.Round(280000*math.Pow(r, 1.6))))
+		rand.NewChaCha8([32]byte{byte(i)}).Read(data) //nolint:errcheck // never fails
+		name := fmt.Sprintf("/asset%02d.bin", i)
+		files[name], names = data, append(names, name)
+		total += len(data)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(files[r.URL.Path]) //nolint:errcheck // the page checks the sizes
+	}))
+	defer srv.Close()
+	urls := make([]string, len(names))
+	for i, n := range names {
+		urls[i] = srv.URL + n
+	}
+	us, _ := json.Marshal(urls)
+
+	br := chromium.New(b)
+	a, c := br.Tab(), br.NewTab()
+	navigate(b, a, m.URL()+"/test.html")
+	navigate(b, c, m.URL()+"/test.html")
+	hashes := eval[[]string](b, a, fmt.Sprintf(`(async () => {
+		window.node = await p2pcdn.connect({iceServers: []});
+		const hs = [];
+		for (const u of %s) hs.push((await node.seed(new Blob([await (await fetch(u)).arrayBuffer()]), {name: "a.bin"})).full_hash);
+		return hs; })()`, us))
+	hs, _ := json.Marshal(hashes)
+	eval[bool](b, c, countPCsJS)
+	eval[bool](b, a, rawTabsJS)
+	eval[bool](b, c, rawTabsJS)
+	var p2p, plain, raw, pcs float64
+	for b.Loop() {
+		r := eval[[]float64](b, c, fmt.Sprintf(`(async () => {
+			const pcs = window.pcs, t0 = performance.now(), node = await p2pcdn.connect({iceServers: []});
+			try { await Promise.all(%s.map((h) => node.fetch(h))); return [(performance.now() - t0) / 1000, window.pcs - pcs]; } finally { node.close(); } })()`, hs))
+		p2p, pcs = p2p+r[0], pcs+r[1]
+		plain += eval[float64](b, c, fmt.Sprintf(`(async () => {
+			const t0 = performance.now(); await Promise.all(%s.map(async (u) => (await fetch(u, {cache: "no-store"})).arrayBuffer()));
+			return (performance.now() - t0) / 1000; })()`, us))
+		raw += rawTabs(b, a, c, total, 65536, 1<<20, 512<<10)
+	}
+	n := float64(b.N)
+	b.ReportMetric(p2p/n*1000, "p2pcdn-ms/page")
+	b.ReportMetric(plain/n*1000, "http-ms/page")
+	b.ReportMetric(raw/n*1000, "rawdc-ms/page")
+	b.ReportMetric(p2p/plain, "p2pcdn/http")
+	b.ReportMetric(raw/plain, "rawdc/http")
+	b.ReportMetric(pcs/n, "pcs/page")
 }

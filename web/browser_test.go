@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/p2pcdn/p2pcdn/internal/chromium"
+	"github.com/p2pcdn/p2pcdn/internal/iceserver"
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
 )
 
@@ -37,6 +38,7 @@ type testMediator struct {
 	lw     *lockedWriter
 	cancel context.CancelFunc
 	done   chan error
+	iceTTL time.Duration // >0: serve STUN and TURN (internal/iceserver) with credentials this long-lived
 
 	mu      sync.Mutex
 	offered []string // what the /hashes stand-in lists
@@ -53,7 +55,15 @@ func (m *testMediator) offer(hashes ...string) {
 
 func startMediator(t testing.TB) *testMediator {
 	t.Helper()
-	m := &testMediator{t: t, addr: "127.0.0.1:0", lw: &lockedWriter{t: t}}
+	return startMediatorWith(t, 0)
+}
+
+// startMediatorWith starts a mediator that also serves STUN and TURN on a
+// UDP port of 127.0.0.1, handing out credentials valid for iceTTL (relays
+// may reach loopback, as on one host they must); iceTTL 0 means neither.
+func startMediatorWith(t testing.TB, iceTTL time.Duration) *testMediator {
+	t.Helper()
+	m := &testMediator{t: t, addr: "127.0.0.1:0", lw: &lockedWriter{t: t}, iceTTL: iceTTL}
 	m.start()
 	t.Cleanup(func() {
 		m.stop()
@@ -92,7 +102,21 @@ func (m *testMediator) start() {
 	}
 	m.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel, m.done = cancel, make(chan error, 1)
+	m.cancel, m.done = cancel, make(chan error, 2)
+	if m.iceTTL > 0 {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		ice, err := iceserver.New(iceserver.Config{PacketConn: pc, TURN: true, AllowLoopbackPeers: true, CredentialTTL: m.iceTTL, Logger: srv.Logger})
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		srv.ICE = ice
+		go func() { m.done <- ice.Run(ctx) }()
+	} else {
+		m.done <- nil
+	}
 	go func() { m.done <- srv.Serve(ctx, ln) }()
 }
 
@@ -101,8 +125,10 @@ func (m *testMediator) stop() {
 		return
 	}
 	m.cancel()
-	if err := <-m.done; err != nil {
-		m.t.Errorf("mediator: %v", err)
+	for range 2 {
+		if err := <-m.done; err != nil {
+			m.t.Errorf("mediator: %v", err)
+		}
 	}
 	m.cancel = nil
 }

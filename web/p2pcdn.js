@@ -681,6 +681,7 @@
       if (this.bitfieldSent || !this.t.info || !this.gotHandshake) return; // the handshake goes first
       this.bitfieldSent = true;
       this._sendMsg(5, this.t.bitfield());
+      this.t._maybeUnchoke(this);
     }
     hasPiece(i) { return (this.remoteBits[i >> 3] >> (7 - (i & 7))) & 1; }
     _setPiece(i) {
@@ -960,8 +961,10 @@
       if (!this.waiters.size && !this.complete) { this.wanted = false; clearTimeout(this.hopeless); this.hopeless = null; }
     }
     _reject(err) { for (const x of [...this.waiters]) this._drop(x, err); }
+    // A CDN peer chokes nobody: it unchokes right after its bitfield
+    // instead of waiting for the other's (a round trip per file).
     _maybeUnchoke(w) {
-      if (this.info && w.amChoking && w.gotHandshake && (w.sawBitfield || w.peerInterested)) { w.amChoking = false; w.simple(1); }
+      if (this.info && w.amChoking && w.bitfieldSent) { w.amChoking = false; w.simple(1); }
     }
     _onRemoteHave(w) {
       if (!this.info || this.complete || !w.gotHandshake) return;
@@ -1481,6 +1484,6 @@
     };
   }
 
-  global.p2pcdn = { connect, Node, hashBlob, pieceHash, merkleRoot, checkInfo, PIECE_LENGTH, version: '1', _sha1js: sha1js, _internal: { bdecode, bencode, Wire, Transfer, MediatorLink } };
+  global.p2pcdn = { connect, Node, hashBlob, pieceHash, merkleRoot, checkInfo, PIECE_LENGTH, version: '1', _sha1js: sha1js, _internal: { bdecode, bencode, cleanIce, Wire, Transfer, MediatorLink } };
   global.cdn = makeCompat();
 })(typeof window !== 'undefined' ? window : globalThis);

@@ -68,7 +68,6 @@ func (c *HostConfig) setDefaults() {
 // shared connection and per channel; Close stops them all.
 type Host struct {
 	cfg    HostConfig
-	self   string
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -97,7 +96,7 @@ func NewHost(ctx context.Context, cfg HostConfig) *Host {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(ctx)
 	return &Host{
-		cfg: cfg, self: cfg.Client.PeerID(), log: cfg.Logger, ctx: ctx, cancel: cancel,
+		cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
 		links:    make(map[string]*Link),
 		conns:    make(map[*pconn]bool),
 		shared:   make(map[string]*pconn),
@@ -106,6 +105,10 @@ func NewHost(ctx context.Context, cfg HostConfig) *Host {
 		failures: make(map[string]failure),
 	}
 }
+
+// selfID is our peer id now: the client takes a fresh one if a mediator
+// refused it (glare and self checks must use the current one).
+func (h *Host) selfID() string { return h.cfg.Client.PeerID() }
 
 // Conns returns how many peer connections are negotiating or open.
 func (h *Host) Conns() int {
@@ -136,7 +139,7 @@ func (h *Host) Close() {
 
 // onSignal handles a signal from peer from about link l's hash.
 func (h *Host) onSignal(l *Link, from, data string) {
-	if from == h.self {
+	if from == h.selfID() {
 		return
 	}
 	sig, err := rtc.ParseSignal(data)
@@ -180,7 +183,7 @@ func (h *Host) onSignal(l *Link, from, data string) {
 		}
 		// Both sides dialed each other at once: the offer of the peer with
 		// the higher id wins, so exactly one connection survives.
-		if old.initiator && h.self > from {
+		if old.initiator && h.selfID() > from {
 			return
 		}
 		requeue = old.hashes()

@@ -101,7 +101,7 @@ func (l *Link) sessionsLocked() int {
 // it failed MaxAttempts dials in a row lately. It reports whether it
 // started something.
 func (l *Link) Connect(peerID string) bool {
-	if peerID == l.h.self {
+	if peerID == l.h.selfID() {
 		return false
 	}
 	l.h.mu.Lock()
@@ -112,7 +112,7 @@ func (l *Link) Connect(peerID string) bool {
 func (l *Link) connectLocked(peer string) bool {
 	h := l.h
 	now := time.Now()
-	if h.closed || l.closed || peer == h.self || l.banned[peer] || h.gaveUpLocked(peer, now) ||
+	if h.closed || l.closed || peer == h.selfID() || l.banned[peer] || h.gaveUpLocked(peer, now) ||
 		now.Sub(l.refused[peer]) < refusedMemory || l.sessionsLocked() >= l.maxPeers {
 		return false
 	}

@@ -271,7 +271,7 @@ func (h *Host) incoming(c *pconn, conn rtc.Conn) {
 	if old := c.chans[hash]; old != nil {
 		// Both sides opened a channel for the file at once: the higher id's
 		// stays.
-		if !old.initiator || h.self > c.remote {
+		if !old.initiator || h.selfID() > c.remote {
 			_ = conn.Close()
 			return
 		}
