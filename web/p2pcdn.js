@@ -950,7 +950,8 @@
       let m = prefix + 'found ' + n + (n === 1 ? ' peer' : ' peers') + ' with ' + this.hash + ' but could not connect to any: ' +
         (f.length && ice === f.length ? 'ICE failed with ' + (n === 1 ? 'it' : n === 2 ? 'both' : 'all of them') : [ice ? ice + ' failed ICE' : '', count('no answer'), count('refused'), count('error')].filter(Boolean).join(', ') || 'still trying') +
         ' (candidates here: ' + kinds('local') + '; theirs: ' + kinds('remote') + '; STUN offered: ' + (s.stun ? 'yes' : 'no') + ', TURN offered: ' + (s.turn ? 'yes' : 'no') + ')';
-      if (ice && !s.turn) m += '. Peers behind NATs need STUN, and often a TURN relay: start the mediator with --turn, or pass iceServers';
+      if (ice && !s.turn) m += s.stun ? '. STUN does not get through these NATs: a TURN relay is needed (start the mediator with --turn, or pass iceServers)' :
+        '. Peers behind NATs need STUN, and often a TURN relay: start the mediator with --turn, or pass iceServers';
       return fail(f.length && ice === f.length ? 'ICE_FAILED' : 'UNREACHABLE', m, n);
     }
     _timeoutError(ms) {
