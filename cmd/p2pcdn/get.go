@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,7 @@ type job struct {
 	info   *content.Info // nil: fetched from peers
 	output string        // fetch.Config.Output
 	label  string        // how progress names it before its name is known
+	copies []string      // more targets for the same content (a manifest's duplicates)
 }
 
 func runGet(cctx *cli.Context) error {
@@ -150,6 +152,9 @@ func runGet(cctx *cli.Context) error {
 				Logger:   log,
 				Progress: func(p fetch.Progress) { ui.update(i, p) },
 			})
+			if errs[i] == nil {
+				errs[i] = placeCopies(ctx, results[i], j.copies)
+			}
 			ui.end(i, results[i], errs[i])
 		})
 	}
@@ -228,20 +233,25 @@ func manifestJobs(path, root string, pick map[string]bool) ([]job, error) {
 		root = "."
 	}
 	var jobs []job
-	found := map[string]bool{}
+	byHash := map[string]int{} // a hash's job; its other paths are copies
 	for _, e := range entries {
 		if len(pick) > 0 && !pick[e.Info.FullHash] {
 			continue
 		}
-		found[e.Info.FullHash] = true
 		target, err := manifest.Target(root, e.Path)
 		if err != nil {
 			return nil, err
 		}
+		if i, dup := byHash[e.Info.FullHash]; dup {
+			jobs[i].copies = append(jobs[i].copies, target)
+			continue
+		}
+		byHash[e.Info.FullHash] = len(jobs)
 		jobs = append(jobs, job{hash: e.Info.FullHash, info: e.Info, output: target, label: e.Path})
 	}
+	found := func(h string) bool { _, ok := byHash[h]; return ok }
 	for h := range pick {
-		if !found[h] {
+		if !found(h) {
 			return nil, usageErrorf("%s is not in the manifest %s", h, path)
 		}
 	}
@@ -249,6 +259,54 @@ func manifestJobs(path, root string, pick map[string]bool) ([]job, error) {
 		return nil, usageErrorf("--manifest %s lists no files", path)
 	}
 	return jobs, nil
+}
+
+// placeCopies puts the content of res at each of paths too (a manifest
+// naming one content at several paths): a file there already with that
+// content is left alone, any other file is never overwritten.
+func placeCopies(ctx context.Context, res *fetch.Result, paths []string) error {
+	for _, p := range paths {
+		if fi, err := os.Lstat(p); err == nil {
+			got, herr := content.HashFile(ctx, p, nil)
+			if fi.Mode().IsRegular() && herr == nil && got.FullHash == res.Info.FullHash {
+				continue
+			}
+			return fmt.Errorf("%s: %w with other content; remove it or choose another -o", p, fetch.ErrExists)
+		}
+		if err := copyFile(res.Path, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyFile copies src to dst through a temporary file beside dst, so dst
+// appears only complete.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".copy*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the link
+	_, err = io.Copy(tmp, in)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), dst) // fails if dst appeared meanwhile: never overwrite
+	}
+	if err != nil {
+		return fmt.Errorf("copy to %s: %w", dst, err)
+	}
+	return nil
 }
 
 // readInfo reads and validates an info dictionary file.

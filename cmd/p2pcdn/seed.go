@@ -189,12 +189,9 @@ func runSeed(cctx *cli.Context) error {
 		File: func(e scan.Entry) {
 			out.file(e)
 			out.hashing(hashed.Load())
-			if mf != nil {
-				if err := mf.w.Add(e.Rel, e.Info); err != nil {
-					warn(e.Path, fmt.Errorf("not in the manifest: %w", err))
-				}
-			}
+			mf.add(e, warn)
 		},
+		Same:    func(e scan.Entry, _ string) { mf.add(e, warn) },
 		Changed: out.changed,
 		Ready: func(n int) {
 			ready.Store(true)
@@ -319,6 +316,16 @@ func (c countingWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return c.f.Write(p)
+}
+
+// add writes e to the manifest (none: m is nil).
+func (m *manifestFile) add(e scan.Entry, warn func(string, error)) {
+	if m == nil {
+		return
+	}
+	if err := m.w.Add(e.Rel, e.Info); err != nil {
+		warn(e.Path, fmt.Errorf("not in the manifest: %w", err))
+	}
 }
 
 func (m *manifestFile) n() int64 { return max(0, m.count.Load()-1) } // less the header

@@ -153,7 +153,9 @@ type Session struct {
 	client *mediatorclient.Client
 	tr     *rtc.Transport
 	ownTr  bool
+	host   *peering.Host
 	log    *slog.Logger
+	cancel context.CancelFunc
 }
 
 // Dial connects to cfg.Mediator as cfg.PeerID and sets up the transport
@@ -177,11 +179,17 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		}
 		s.ownTr = true
 	}
+	// The Host outlives Dial's ctx (which bounds the dial only): Close ends it.
+	hctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.host = peering.NewHost(hctx, peering.HostConfig{Client: client, Transport: s.tr, Logger: log})
 	return s, nil
 }
 
 // Close ends the session; call it once every Get has returned.
 func (s *Session) Close() {
+	s.host.Close()
+	s.cancel()
 	if s.ownTr {
 		s.tr.Close()
 	}
@@ -211,7 +219,7 @@ func (s *Session) Get(ctx context.Context, cfg Config) (*Result, error) {
 			return done(res, start), err
 		}
 	}
-	client, tr := s.client, s.tr
+	client := s.client
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -256,7 +264,9 @@ func (s *Session) Get(ctx context.Context, cfg Config) (*Result, error) {
 	defer t.Close()
 	defer d.close()
 	d.failures = make(chan peering.Failure, 16)
-	link := peering.Join(ctx, peering.Config{Hash: cfg.Hash, Client: client, Transport: tr, Torrent: t, Logger: log,
+	// The session's Host: files fetched from one peer of ours share one
+	// connection, a data channel each.
+	link := s.host.Join(peering.LinkConfig{Hash: cfg.Hash, Torrent: t,
 		OnFailure: func(f peering.Failure) {
 			select {
 			case d.failures <- f:

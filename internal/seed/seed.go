@@ -45,6 +45,9 @@ type Config struct {
 	// File is called for each file as soon as it is hashed, in scan order,
 	// before it is announced (announcing runs alongside hashing).
 	File func(e scan.Entry)
+	// Same is called instead of File for a file whose content is seeded
+	// from another path already (first): seeded once, but part of the tree.
+	Same func(e scan.Entry, first string)
 	// Ready is called once every file found at the start is announced to
 	// the mediator: seeding has started. n is the number of files served.
 	Ready func(n int)
@@ -201,7 +204,11 @@ func Run(ctx context.Context, cfg Config) error {
 		cleanup = append(cleanup, func() { tr.Close() })
 	}
 	s.tr = tr
-	cleanup = append(cleanup, s.closeAll)
+	// One Host for every file: a peer of ours fetching several gets them
+	// over one connection, a channel each, opened as they are asked for.
+	s.host = peering.NewHost(ctx, peering.HostConfig{Client: client, Transport: tr, Logger: log})
+	s.host.OnRequest(s.onRequest)
+	cleanup = append(cleanup, s.host.Close, s.closeAll)
 	bg.Go(func() { s.serve(ctx) })
 	if cfg.Watch {
 		w, err := s.newWatcher()
@@ -262,6 +269,7 @@ type seeder struct {
 	client  *mediatorclient.Client // set before dialed closes
 	dialErr error
 	tr      *rtc.Transport
+	host    *peering.Host
 	report  *failureReport
 
 	// Hashes wait in pending until the announcer sends them; hashing never
@@ -286,6 +294,9 @@ func (s *seeder) add(e scan.Entry) bool {
 	if first, dup := s.tab.put(e.Path, e.Info, e.Stat.ModTime()); dup {
 		if first != e.Path {
 			s.warn(e.Path, fmt.Errorf("same content as %s, seeded once", first))
+			if s.cfg.Same != nil {
+				s.cfg.Same(e, first)
+			}
 		}
 		return false
 	}

@@ -175,7 +175,7 @@ func (s *seeder) serve(ctx context.Context) {
 				return
 			}
 			if sig, ok := ev.(mediatorclient.Signal); ok {
-				s.onSignal(ctx, sig)
+				s.onSignal(sig)
 			}
 		case now := <-tick.C:
 			s.reap(now)
@@ -185,7 +185,7 @@ func (s *seeder) serve(ctx context.Context) {
 
 // onSignal routes a signal that no open torrent took: an offer for a seeded
 // file opens it.
-func (s *seeder) onSignal(ctx context.Context, sig mediatorclient.Signal) {
+func (s *seeder) onSignal(sig mediatorclient.Signal) {
 	s.live.mu.Lock()
 	l := s.live.m[sig.Hash]
 	s.live.mu.Unlock()
@@ -194,24 +194,43 @@ func (s *seeder) onSignal(ctx context.Context, sig mediatorclient.Signal) {
 		if err != nil || parsed.Type != rtc.SignalOffer {
 			return // a late answer or candidate for a torrent closed since
 		}
-		f, ok := s.tab.get(sig.Hash)
-		if !ok {
-			s.log.Debug("an offer for a file we do not seed", "hash", sig.Hash, "from", sig.From)
-			return
-		}
-		if l, err = s.open(ctx, f); err != nil {
-			s.log.Warn("cannot serve a file a peer asked for", "path", f.path, "err", err)
+		if l, err = s.liveFor(sig.Hash); err != nil {
+			s.log.Debug("not serving an offer", "hash", sig.Hash, "from", sig.From, "err", err)
 			return
 		}
 	}
 	l.link.Deliver(sig)
 }
 
+// onRequest is the Host's question when a peer opens a channel for a file
+// on a connection it has with us: open it if we seed it.
+func (s *seeder) onRequest(hash string) bool {
+	_, err := s.liveFor(hash)
+	if err != nil {
+		s.log.Debug("refusing a channel", "hash", hash, "err", err)
+	}
+	return err == nil
+}
+
+// errNotSeeded: a peer asked for a hash we do not seed.
+var errNotSeeded = errors.New("not a file we seed")
+
 // errBusy: MaxOpen files are served, each with a peer.
 var errBusy = errors.New("serving the most files at once already, each to a peer")
 
-func (s *seeder) open(ctx context.Context, f file) (*live, error) {
+// liveFor returns hash's open torrent, opening it if needed (closing the
+// longest idle one when MaxOpen are open).
+func (s *seeder) liveFor(hash string) (*live, error) {
 	s.live.mu.Lock()
+	if l := s.live.m[hash]; l != nil {
+		s.live.mu.Unlock()
+		return l, nil
+	}
+	f, ok := s.tab.get(hash)
+	if !ok {
+		s.live.mu.Unlock()
+		return nil, errNotSeeded
+	}
 	if s.live.m == nil {
 		s.live.m = make(map[string]*live)
 	}
@@ -228,11 +247,27 @@ func (s *seeder) open(ctx context.Context, f file) (*live, error) {
 		}
 		delete(s.live.m, evict.hash)
 	}
+	// Opening under the lock: an offer (serve) and a channel (the Host) may
+	// ask for one file at once.
+	l, err := s.open(f)
+	if err == nil {
+		s.live.m[hash] = l
+	}
+	n := len(s.live.m)
 	s.live.mu.Unlock()
 	if evict != nil {
 		evict.close()
 	}
+	if err != nil {
+		s.log.Warn("cannot serve a file a peer asked for", "path", f.path, "err", err)
+		return nil, err
+	}
+	s.log.Debug("serving", "path", f.path, "open", n)
+	return l, nil
+}
 
+// open opens f and joins its torrent to the Host.
+func (s *seeder) open(f file) (*live, error) {
 	var sf *store.SeedFile
 	var err error
 	if f.mod == 0 {
@@ -265,16 +300,11 @@ func (s *seeder) open(ctx context.Context, f file) (*live, error) {
 		return nil, fmt.Errorf("serve %s: %w", f.path, err)
 	}
 	name := content.SafeName(f.info.FileName)
-	link := peering.Join(ctx, peering.Config{
-		Hash: f.info.FullHash, Client: s.client, Transport: s.tr, Torrent: t, Logger: s.log,
+	link := s.host.Join(peering.LinkConfig{
+		Hash: f.info.FullHash, Torrent: t,
 		OnFailure: func(fl peering.Failure) { s.report.failed(name, fl) },
 	})
-	l := &live{hash: f.info.FullHash, sf: sf, torrent: t, link: link}
-	s.live.mu.Lock()
-	s.live.m[l.hash] = l
-	s.live.mu.Unlock()
-	s.log.Debug("serving", "path", f.path, "open", len(s.live.m))
-	return l, nil
+	return &live{hash: f.info.FullHash, sf: sf, torrent: t, link: link}, nil
 }
 
 // reap closes the torrents that have had no peer for IdleTimeout.
