@@ -53,7 +53,7 @@ func seedCommand() *cli.Command {
 			},
 			&cli.StringFlag{
 				Name:  "manifest",
-				Usage: "write a manifest of the seeded files (relative paths and info dictionaries) to `FILE`, for `p2pcdn get --manifest`",
+				Usage: "write a manifest of the files found at the start (relative paths and info dictionaries) to `FILE`, for `p2pcdn get --manifest`",
 			},
 			&cli.BoolFlag{
 				Name:  "json",
