@@ -339,6 +339,9 @@ func (s *seeder) announcer(ctx context.Context, announced chan<- struct{}) {
 		s.pending = nil
 		hashed := s.hashed
 		s.mu.Unlock()
+		if len(batch) > 0 {
+			s.log.Debug("announcing", "hashes", len(batch), "hashing_done", hashed)
+		}
 		for len(batch) > 0 {
 			n := min(len(batch), mediatorclient.MaxBatch)
 			if err := s.client.AnnounceMany(ctx, batch[:n]); err != nil {
