@@ -69,6 +69,9 @@ func setupScenarios() []setupScenario {
 		lab(simnet.Public, simnet.Cone, nil, "none"),
 		lab(simnet.Cone, simnet.Cone, []webrtc.ICEServer{simnet.STUN()}, "stun"),
 		lab(simnet.Symmetric, simnet.Symmetric, []webrtc.ICEServer{simnet.TURN()}, "turn"),
+		// A STUN server that never answers (as over a network that drops its UDP) beside a working
+		// TURN server: gathering never completes in time.
+		lab(simnet.Symmetric, simnet.Symmetric, []webrtc.ICEServer{simnet.TURN(), {URLs: []string{"stun:203.0.113.99:3478"}}}, "turn+deadstun"),
 	}
 }
 

@@ -34,6 +34,9 @@ const (
 	// TURN servers that do not answer, e.g. UDP blocked). Later candidates are trickled to peers of
 	// ours; a prototype peer gets what was gathered by then.
 	gatherTimeout = 2 * time.Second
+	// gatherQuiet: once a server gave us a candidate, a description is sent when no other came for
+	// this long (the rest of the servers are probably unreachable; later ones are trickled to ours).
+	gatherQuiet = 300 * time.Millisecond
 )
 
 // Transport makes WebRTC data-channel connections. Use one per process: it owns the pion API and its
