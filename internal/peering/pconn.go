@@ -206,6 +206,7 @@ func (h *Host) negotiate(c *pconn, offer string) {
 	h.forgetLocked(c)
 	c.stopIdle()
 	h.mu.Unlock()
+	c.cancel()
 	_ = peer.Close()
 }
 
