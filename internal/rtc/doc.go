@@ -31,8 +31,8 @@
 //
 // # Loopback mode
 //
-// Config.Loopback keeps every packet on 127.0.0.1: loopback interfaces only, IPv4 (UDP, and TCP for
-// ICE-TCP), mDNS off, remote
+// Config.Loopback keeps every packet on 127.0.0.1: loopback interfaces only, UDP4 (and TCP4 with an
+// ICE-TCP listener), mDNS off, remote
 // candidates and peer-reflexive addresses other than loopback dropped (Chromium in a loopback-only
 // namespace checks from 127.0.0.1 without announcing it, which is accepted).
 //

@@ -89,8 +89,10 @@ func New(cfg Config) (*Transport, error) {
 		// Also covers peer-reflexive candidates: Chromium in a loopback-only namespace sends its checks
 		// from 127.0.0.1 without announcing that address, and those must be accepted.
 		se.SetRemoteIPFilter(isLoopback4)
-		// TCP4 for ICE-TCP (Config.ICETCPListener here, active candidates toward one elsewhere).
-		networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4}
+		networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+		if cfg.ICETCPListener != nil {
+			networks = append(networks, webrtc.NetworkTypeTCP4) // passive ICE-TCP candidates
+		}
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
 	se.SetNetworkTypes(networks)
