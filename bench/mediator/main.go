@@ -66,7 +66,7 @@ func main() {
 			if *bin == "" {
 				log.Fatal("mediator-bench: -bin is required for the go target")
 			}
-			cmd = exec.Command(*bin, "mediator", "--listen", addr)
+			cmd = exec.Command(*bin, append([]string{"mediator", "--listen", addr}, noPerAddressLimits(*bin)...)...)
 		case "node":
 			cmd = exec.Command("node", filepath.Join(*nodeDir, "server.js"), strconv.Itoa(*port))
 		default:
@@ -334,6 +334,17 @@ func cpuTime(pid int) (time.Duration, error) {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	const clkTck = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / clkTck, nil
+}
+
+// noPerAddressLimits returns the flags that lift a p2pcdn mediator's limits
+// per client address, when it has them: every peer of the load test comes
+// from 127.0.0.1.
+func noPerAddressLimits(bin string) []string {
+	help, _ := exec.Command(bin, "mediator", "--help").CombinedOutput()
+	if !strings.Contains(string(help), "--max-conns-per-ip") {
+		return nil
+	}
+	return []string{"--max-conns-per-ip", "0", "--max-sessions-per-ip", "0"}
 }
 
 // goLive scrapes a p2pcdn mediator's /metrics for the Go runtime's live heap

@@ -29,7 +29,7 @@ func getCommand() *cli.Command {
 			"moves the file into place only when it is complete. An interrupted download resumes from its " +
 			".part file. Shares the pieces it has while downloading.\n\n" +
 			"Exit status: 0 complete and verified, 2 bad arguments, 3 no peers found in time, " +
-			"4 verification failed, 1 anything else.",
+			"4 verification failed, 5 peers found but none could be connected, 1 anything else.",
 		Flags: append(peerFlags(),
 			&cli.StringFlag{
 				Name:    "output",
@@ -102,6 +102,8 @@ func runGet(cctx *cli.Context) error {
 		return withCode(exitNoPeers, err)
 	case errors.Is(err, fetch.ErrVerify):
 		return withCode(exitVerifyFail, err)
+	case errors.Is(err, fetch.ErrUnreachable):
+		return withCode(exitNoConnect, err)
 	case err != nil:
 		return err
 	}

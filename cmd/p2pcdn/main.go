@@ -20,6 +20,7 @@ const (
 	exitUsage      = 2 // bad arguments
 	exitNoPeers    = 3 // no peers found in time
 	exitVerifyFail = 4 // content did not verify
+	exitNoConnect  = 5 // peers found, none could be connected
 )
 
 // exitError carries an exit code to main.

@@ -12,11 +12,14 @@ import (
 	"os"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/p2pcdn/p2pcdn/internal/clientip"
 	"github.com/p2pcdn/p2pcdn/internal/federation"
 	"github.com/p2pcdn/p2pcdn/internal/iceserver"
+	"github.com/p2pcdn/p2pcdn/internal/mediation"
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
 	"github.com/p2pcdn/p2pcdn/internal/portmux"
 	"github.com/p2pcdn/p2pcdn/web"
@@ -28,10 +31,12 @@ func mediatorCommand() *cli.Command {
 		Usage:     "run a mediator: the signalling server peers meet through",
 		ArgsUsage: " ",
 		Description: "Serves Socket.IO (polling and WebSocket) under /socket.io/, health under /healthz, " +
-			"Prometheus metrics under /metrics, the browser peer library at /p2pcdn.js and a demo page at /, until interrupted (SIGINT or SIGTERM). " +
+			"Prometheus metrics under /metrics, what its peers seed under /hashes (JSON), the browser peer library at /p2pcdn.js " +
+			"and a demo page at /, until interrupted (SIGINT or SIGTERM). " +
 			"One UDP port (the --listen port unless --udp-listen) carries the DHT and STUN (and TURN with --turn); peers learn the " +
 			"STUN/TURN servers from the mediator, with fresh TURN credentials. With --tls-cert the --listen port serves HTTPS and WSS " +
-			"(and plain HTTP still), and TURN over TCP and TLS shares it too.",
+			"(and plain HTTP still), and TURN over TCP and TLS shares it too. The limits protect it from unauthenticated clients; " +
+			"see docs/security.md, also for running it behind a reverse proxy.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{
 				Name:  "listen",
@@ -46,6 +51,66 @@ func mediatorCommand() *cli.Command {
 			&cli.BoolFlag{
 				Name:  "verbose",
 				Usage: "log every peer joining and leaving",
+			},
+			&cli.StringSliceFlag{
+				Name: "trust-proxy",
+				Usage: "take the client address from X-Forwarded-For or Forwarded, but only on requests from the reverse proxy at `CIDR` " +
+					"(e.g. 127.0.0.1/32; repeatable); without it, behind a proxy every per-address limit counts the proxy",
+			},
+			&cli.IntFlag{
+				Name:  "max-conns-per-ip",
+				Value: mediator.DefaultMaxConnsPerClient,
+				Usage: "at most `N` open TCP connections from one client address (IPv6: one /64); 0 for no limit",
+			},
+			&cli.IntFlag{
+				Name:  "max-sessions-per-ip",
+				Value: mediator.DefaultMaxSessionsPerClient,
+				Usage: "at most `N` Socket.IO sessions (WebSocket or polling) from one client address; 0 for no limit",
+			},
+			&cli.IntFlag{
+				Name:  "max-hashes-per-conn",
+				Value: mediator.DefaultMaxHashesPerConn,
+				Usage: "at most `N` hashes announced by one connection; 0 for no limit",
+			},
+			&cli.IntFlag{
+				Name:  "max-hashes-per-ip",
+				Value: mediator.DefaultMaxHashesPerClient,
+				Usage: "at most `N` hashes announced from one client address, all its connections together; 0 for no limit",
+			},
+			&cli.IntFlag{
+				Name:  "max-seeders",
+				Value: mediator.DefaultMaxSeeders,
+				Usage: "at most `N` announced (peer, hash) pairs in all, about 160 bytes each; 0 for no limit",
+			},
+			&cli.IntFlag{
+				Name:  "event-rate",
+				Value: mediator.DefaultEventRate,
+				Usage: "at most `N` events per second from one connection, with bursts of ten seconds' worth",
+			},
+			&cli.IntFlag{
+				Name:  "hash-rate",
+				Value: mediator.DefaultHashRate,
+				Usage: "at most `N` hashes per second named by one connection's events (a batch event names many), with bursts up to --max-hashes-per-conn",
+			},
+			&cli.IntFlag{
+				Name:  "batch",
+				Value: mediator.DefaultBatch,
+				Usage: "at most `N` hashes in one batch event (announce_many, finish_many, get_peers_many); 0 turns batch events off",
+			},
+			&cli.IntFlag{
+				Name:  "max-signal-size",
+				Value: mediator.DefaultMaxSignalSize,
+				Usage: "drop signals whose data is larger than `BYTES` (at most 65536)",
+			},
+			&cli.IntFlag{
+				Name:  "signal-rate",
+				Value: mediator.DefaultSignalRate,
+				Usage: "drop signals to a peer beyond `BYTES` per second (bursts of four seconds' worth, an eighth of it per sender); 0 for no limit",
+			},
+			&cli.DurationFlag{
+				Name:  "handshake-timeout",
+				Value: mediator.DefaultHandshakeTimeout,
+				Usage: "close connections that have not handed shake this `DURATION` after they opened",
 			},
 			&cli.BoolFlag{
 				Name:  "no-dht",
@@ -90,9 +155,64 @@ func mediatorCommand() *cli.Command {
 				MaxPeersPerAnswer: cctx.Int("max-peers"),
 				Fallback:          web.Handler(), // the browser library and the demo page
 			}
+			if err := applyLimits(cctx, srv); err != nil {
+				return err
+			}
 			return serveMediator(cctx, srv, addr, ice)
 		},
 	}
+}
+
+// applyLimits copies the limit flags into srv. A flag's 0 means no limit,
+// which Server spells -1 (its 0 is the default).
+func applyLimits(cctx *cli.Context, srv *mediator.Server) error {
+	proxies, err := clientip.ParseProxies(cctx.StringSlice("trust-proxy"))
+	if err != nil {
+		return usageErrorf("--trust-proxy: %w", err)
+	}
+	srv.TrustedProxies = proxies
+	limits := []struct {
+		flag string
+		dst  *int
+	}{
+		{"max-conns-per-ip", &srv.MaxConnsPerClient},
+		{"max-sessions-per-ip", &srv.MaxSessionsPerClient},
+		{"max-hashes-per-conn", &srv.MaxHashesPerConn},
+		{"max-hashes-per-ip", &srv.MaxHashesPerClient},
+		{"max-seeders", &srv.MaxSeeders},
+		{"batch", &srv.Batch},
+		{"signal-rate", &srv.SignalRate},
+	}
+	for _, l := range limits {
+		n := cctx.Int(l.flag)
+		switch {
+		case n < 0:
+			return usageErrorf("--%s %d: want 0 (no limit) or more", l.flag, n)
+		case n == 0:
+			*l.dst = -1
+		default:
+			*l.dst = n
+		}
+	}
+	if n := cctx.Int("batch"); n > mediation.MaxBatch {
+		return usageErrorf("--batch %d: at most %d", n, mediation.MaxBatch)
+	}
+	for _, f := range []string{"event-rate", "hash-rate"} {
+		if n := cctx.Int(f); n < 1 {
+			return usageErrorf("--%s %d: want at least 1", f, n)
+		}
+	}
+	srv.EventRate = rate.Limit(cctx.Int("event-rate"))
+	srv.HashRate = rate.Limit(cctx.Int("hash-rate"))
+	if n := cctx.Int("max-signal-size"); n < 1024 || n > mediation.MaxSignalData {
+		return usageErrorf("--max-signal-size %d: want 1024 to %d", n, mediation.MaxSignalData)
+	}
+	srv.MaxSignalSize = cctx.Int("max-signal-size")
+	if d := cctx.Duration("handshake-timeout"); d <= 0 {
+		return usageErrorf("--handshake-timeout %v: want a positive duration", d)
+	}
+	srv.HandshakeTimeout = cctx.Duration("handshake-timeout")
+	return nil
 }
 
 // serveMediator listens on addr and serves srv, with STUN/TURN and TLS as
@@ -173,6 +293,7 @@ func serveMediator(cctx *cli.Context, srv *mediator.Server, addr string, ice *ic
 			Bootstrap:       cctx.StringSlice("bootstrap"),
 			PublicBootstrap: cctx.Bool("dht-public"),
 			Logger:          srv.Logger,
+			Registerer:      srv.Metrics(),
 		})
 		if err != nil {
 			return fmt.Errorf("mediator: start the DHT node (or pass --no-dht): %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -31,6 +32,11 @@ func seedCommand() *cli.Command {
 				Name:  "json",
 				Usage: "print one info dictionary (JSON) per line instead of the human summary",
 			},
+			&cli.StringFlag{
+				Name: "ice-tcp-listen",
+				Usage: "also accept WebRTC over TCP (ICE-TCP) on `ADDR` (e.g. :8443), so peers whose network " +
+					"blocks UDP reach this seeder directly; open that TCP port in the firewall",
+			},
 			&cli.BoolFlag{
 				Name:  "no-cache",
 				Usage: "hash every file again instead of using the hash cache",
@@ -58,6 +64,14 @@ func runSeed(cctx *cli.Context) error {
 	rtcCfg, err := rtcConfig(cctx, log)
 	if err != nil {
 		return err
+	}
+	if addr := cctx.String("ice-tcp-listen"); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("--ice-tcp-listen %s: %w", addr, err)
+		}
+		defer ln.Close() // the transport closes it too; this covers an early return
+		rtcCfg.ICETCPListener = ln
 	}
 
 	warn := func(path string, err error) { fmt.Fprintf(os.Stderr, "p2pcdn: warning: %s: %v\n", path, err) }
@@ -95,6 +109,7 @@ func runSeed(cctx *cli.Context) error {
 		Logger:   log,
 		Progress: progress,
 		Warn:     warn,
+		Notice:   func(msg string) { fmt.Fprintf(os.Stderr, "p2pcdn: %s\n", msg) },
 		Ready: func(files []scan.Entry) {
 			if bar != nil {
 				bar.Finish()

@@ -227,6 +227,23 @@ func (c *Counter) Acquire(a netip.Addr, n int) bool {
 	return true
 }
 
+// AcquireUpTo takes as many of n units for a's client as the limit leaves,
+// and returns how many it took.
+func (c *Counter) AcquireUpTo(a netip.Addr, n int) int {
+	if c == nil || n <= 0 {
+		return max(n, 0)
+	}
+	k := KeyOf(a)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got := min(n, c.max-c.n[k])
+	if got <= 0 {
+		return 0
+	}
+	c.n[k] += got
+	return got
+}
+
 // Release gives back n units Acquire took for a's client.
 func (c *Counter) Release(a netip.Addr, n int) {
 	if c == nil || n <= 0 {

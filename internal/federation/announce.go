@@ -127,7 +127,7 @@ func (an *announcer) scan(now time.Time) time.Time {
 			f.log.Debug("stopped announcing", "hash", a.hash, "relay", a.relay)
 			delete(an.anns, key)
 			if hasSelf {
-				f.store.remove(key, self)
+				an.forget(a, self)
 			}
 		}
 	}
@@ -185,23 +185,41 @@ func (an *announcer) work(ctx context.Context) {
 	}
 }
 
-// announce walks the DHT to store our address under a's key.
+// announce walks the DHT to store our address under a's key and, for a
+// file's hash, under the prototype's 40-byte key too.
 func (an *announcer) announce(ctx context.Context, a *announcement) {
 	f := an.f
-	if self, ok := f.selfAddr(); ok {
+	self, hasSelf := f.selfAddr()
+	if hasSelf {
 		// Our node answers get_peers for what we announce: the walk stores
 		// us on other nodes only, and a mediator that knows only us would
 		// otherwise find nobody.
 		f.store.add(a.key, self, time.Now())
 	}
-	contacted, err := f.walkWait(ctx, a.key, f.cfg.PublicPort, func(netip.AddrPort) {})
+	contacted, _, err := f.inWalkSlot(ctx, true, func(ctx context.Context) (int, error) {
+		return f.traverse(ctx, f.node, a.key, f.cfg.PublicPort, func(netip.AddrPort) {})
+	})
+	protoContacted := 0
+	if !a.relay && ctx.Err() == nil {
+		pkey, _ := ProtoKey(a.hash)
+		if hasSelf {
+			f.proto.store.add(pkey, self, time.Now())
+		}
+		var perr error
+		protoContacted, _, perr = f.inWalkSlot(ctx, true, func(ctx context.Context) (int, error) {
+			return f.proto.announce(ctx, pkey, f.cfg.PublicPort)
+		})
+		if err == nil {
+			err = perr
+		}
+	}
 	an.mu.Lock()
 	defer an.mu.Unlock()
 	a.queued = false
 	if ctx.Err() != nil {
 		return
 	}
-	if err != nil || contacted == 0 {
+	if contacted == 0 && protoContacted == 0 {
 		if a.backoff == 0 {
 			a.backoff = firstAnnounceRetry
 		}
@@ -213,5 +231,14 @@ func (an *announcer) announce(ctx context.Context, a *announcement) {
 	}
 	a.backoff = 0
 	a.last = time.Now()
-	f.log.Debug("announced", "hash", a.hash, "relay", a.relay, "nodes", contacted)
+	f.log.Debug("announced", "hash", a.hash, "relay", a.relay, "nodes", contacted, "proto_nodes", protoContacted)
+}
+
+// forget drops our own values of a, once we stop announcing it.
+func (an *announcer) forget(a *announcement, self netip.AddrPort) {
+	an.f.store.remove(a.key, self)
+	if !a.relay {
+		pkey, _ := ProtoKey(a.hash)
+		an.f.proto.store.remove(pkey, self)
+	}
 }

@@ -62,6 +62,7 @@ func TestAnnouncesUseABoundedPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	heapBefore := liveHeap()
 	base := runtime.NumGoroutine()
 	done := make(chan struct{})
 	go func() {
@@ -82,6 +83,14 @@ func TestAnnouncesUseABoundedPool(t *testing.T) {
 	// under way: a few dozen, whatever the number of hashes.
 	if peak > 150 {
 		t.Fatalf("%d goroutines for %d hashes to announce: announcing is not bounded", peak, hashes)
+	}
+
+	waitFor(t, ctx, "every hash tracked", func() bool { return fed.announcing() == hashes })
+	perHash := (int64(liveHeap()) - int64(heapBefore)) / hashes
+	t.Logf("%d bytes of live heap per hash announced", perHash)
+	// The announcement's state and its map entry, whatever the DHT does.
+	if perHash > 1024 {
+		t.Fatalf("%d bytes of live heap per hash announced", perHash)
 	}
 
 	med.set(nil)

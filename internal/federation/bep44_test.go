@@ -25,7 +25,13 @@ type krpcClient struct {
 
 func newKRPCClient(t testing.TB, to net.Addr) *krpcClient {
 	t.Helper()
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return newKRPCClientAt(t, "127.0.0.1", to)
+}
+
+// newKRPCClientAt binds the client to ip (a loopback address).
+func newKRPCClientAt(t testing.TB, ip string, to net.Addr) *krpcClient {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

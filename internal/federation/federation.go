@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/dht/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/p2pcdn/p2pcdn/internal/mediation"
@@ -49,6 +51,9 @@ type Config struct {
 	PublicBootstrap bool
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Registerer receives the federation's metrics (DHT keys announced and
+	// stored, 40-byte queries, dropped packets, links); nil keeps none.
+	Registerer prometheus.Registerer
 
 	// ScanInterval is how often LocalHashes is polled for hashes to start
 	// or stop announcing (default 2 s); HashesChanged triggers a scan early.
@@ -113,7 +118,9 @@ type Federation struct {
 	log     *slog.Logger
 	conn    net.PacketConn
 	guard   *guardConn // conn as the DHT node reads it
-	store   *peerStore
+	limiter *rate.Limiter
+	store   *peerStore[[20]byte]
+	proto   *protoDHT // the prototype's 40-byte keys
 	selfIPs map[netip.Addr]bool
 	walks   chan struct{} // semaphore of concurrent DHT walks
 	ann     *announcer
@@ -197,12 +204,16 @@ func New(cfg Config) (*Federation, error) {
 			return nil, fmt.Errorf("federation: listening for the DHT on UDP %s: %w", cfg.DHTListen, err)
 		}
 	}
+	var id [20]byte
+	hex.Decode(id[:], []byte(cfg.MediatorID))
 	f := &Federation{
-		cfg:     cfg,
-		log:     log,
-		conn:    conn,
-		guard:   &guardConn{PacketConn: conn},
-		store:   newPeerStore(cfg.PeerTTL),
+		cfg:  cfg,
+		log:  log,
+		conn: conn,
+		// One limiter per node, shared by the library and the 40-byte layer
+		// (the library's default is shared by every node of the process).
+		limiter: rate.NewLimiter(cfg.SendRate, cfg.SendBurst),
+		store:   newPeerStore[[20]byte](cfg.PeerTTL),
 		selfIPs: localIPs(),
 		walks:   make(chan struct{}, maxConcurrentWalks),
 		scanNow: make(chan struct{}, 1),
@@ -212,6 +223,26 @@ func New(cfg Config) (*Federation, error) {
 		routes:  make(map[string]route),
 	}
 	f.ann = newAnnouncer(f)
+	f.proto = &protoDHT{
+		id:        id,
+		conn:      conn,
+		limiter:   f.limiter,
+		store:     newPeerStore[[40]byte](cfg.PeerTTL),
+		log:       log,
+		resend:    cfg.QueryResendDelay,
+		isSelf:    f.isSelfDHT,
+		bootstrap: f.startingNodes,
+		counters:  newProtoCounters(),
+	}
+	f.guard = &guardConn{PacketConn: conn, intercept: f.proto.intercept}
+	if cfg.Registerer != nil {
+		if err := f.register(cfg.Registerer); err != nil {
+			if cfg.PacketConn == nil {
+				conn.Close()
+			}
+			return nil, err
+		}
+	}
 	return f, nil
 }
 
@@ -258,6 +289,16 @@ func (f *Federation) selfAddr() (ap netip.AddrPort, ok bool) {
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(best, port), true
+}
+
+// isSelfDHT reports whether ap is our own DHT node's address.
+func (f *Federation) isSelfDHT(ap netip.AddrPort) bool {
+	local, ok := addrPortFromNet(f.conn.LocalAddr())
+	if !ok || ap.Port() != local.Port() {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	return a == local.Addr() || a.IsLoopback() || a.IsUnspecified() || f.selfIPs[a]
 }
 
 // DHTAddr is the UDP address of our DHT node, for other mediators to
@@ -348,34 +389,35 @@ func (f *Federation) spawnLocked(fn func(ctx context.Context)) bool {
 	return true
 }
 
-// walk runs one DHT traversal under the concurrency limit; it reports false
-// without walking when too many walks are under way.
-func (f *Federation) walk(ctx context.Context, key [20]byte, announcePort int, found func(netip.AddrPort)) (contacted int, ok bool, err error) {
-	select {
-	case f.walks <- struct{}{}:
-	default:
-		return 0, false, nil
+// inWalkSlot runs one DHT walk under the concurrency limit and walkTimeout.
+// Unless wait, it reports false without walking when too many walks are
+// under way.
+func (f *Federation) inWalkSlot(ctx context.Context, wait bool, walk func(context.Context) (int, error)) (contacted int, ok bool, err error) {
+	if wait {
+		select {
+		case f.walks <- struct{}{}:
+		case <-ctx.Done():
+			return 0, false, ctx.Err()
+		}
+	} else {
+		select {
+		case f.walks <- struct{}{}:
+		default:
+			return 0, false, nil
+		}
 	}
 	defer func() { <-f.walks }()
-	contacted, err = f.timedTraverse(ctx, key, announcePort, found)
+	ctx, cancel := context.WithTimeout(ctx, walkTimeout)
+	defer cancel()
+	contacted, err = walk(ctx)
 	return contacted, true, err
 }
 
-// walkWait is walk waiting for a free slot rather than giving up.
-func (f *Federation) walkWait(ctx context.Context, key [20]byte, announcePort int, found func(netip.AddrPort)) (contacted int, err error) {
-	select {
-	case f.walks <- struct{}{}:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	defer func() { <-f.walks }()
-	return f.timedTraverse(ctx, key, announcePort, found)
-}
-
-func (f *Federation) timedTraverse(ctx context.Context, key [20]byte, announcePort int, found func(netip.AddrPort)) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, walkTimeout)
-	defer cancel()
-	return f.traverse(ctx, f.node, key, announcePort, found)
+// walk runs a traversal for a 20-byte key in a walk slot, if one is free.
+func (f *Federation) walk(ctx context.Context, key [20]byte, announcePort int, found func(netip.AddrPort)) (contacted int, ok bool, err error) {
+	return f.inWalkSlot(ctx, false, func(ctx context.Context) (int, error) {
+		return f.traverse(ctx, f.node, key, announcePort, found)
+	})
 }
 
 // bootstrapLoop fills the routing table from the bootstrap nodes: quickly
@@ -446,6 +488,7 @@ func (f *Federation) maintainLoop(ctx context.Context) {
 		}
 		now := time.Now()
 		f.store.expire(now)
+		f.proto.store.expire(now)
 		f.mu.Lock()
 		var forgotten []string
 		for h, d := range f.demand {
@@ -610,17 +653,39 @@ func (f *Federation) RemotePeers(hash string, max int) []string {
 	return out
 }
 
-// lookup finds the mediators that announced hash and asks each for peers.
+// lookup finds the mediators that announced hash, under its standard key
+// (ours) or its 40-byte key (the prototype's), and asks each for peers. The
+// two walks run side by side.
 func (f *Federation) lookup(ctx context.Context, hash string, d *demand) {
 	key, _ := HashKey(hash)
+	pkey, _ := ProtoKey(hash)
 	now := time.Now()
+	var mu sync.Mutex
 	found := make(map[netip.AddrPort]bool)
-	_, ok, err := f.walk(ctx, key, 0, func(ap netip.AddrPort) {
+	onFound := func(ap netip.AddrPort) {
 		if l := f.linkTo(ap); l != nil {
+			mu.Lock()
 			found[ap] = true
+			mu.Unlock()
 			l.ask(hash, now, f.cfg.AskInterval)
 		}
-	})
+	}
+	var (
+		wg              sync.WaitGroup
+		protoOK         bool
+		protoErr        error
+		contacted, pcon int
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pcon, protoOK, protoErr = f.inWalkSlot(ctx, false, func(ctx context.Context) (int, error) {
+			return f.proto.lookup(ctx, pkey, onFound)
+		})
+	}()
+	contacted, ok, err := f.walk(ctx, key, 0, onFound)
+	wg.Wait()
+	ok = ok || protoOK
 	f.mu.Lock()
 	d.looking = false
 	switch {
@@ -638,11 +703,16 @@ func (f *Federation) lookup(ctx context.Context, hash string, d *demand) {
 		d.nextLookup = time.Now().Add(f.cfg.LookupInterval)
 	}
 	f.mu.Unlock()
-	if err != nil && ctx.Err() == nil {
-		f.log.Debug("DHT lookup", "hash", hash, "err", err)
+	if ctx.Err() == nil {
+		if err != nil {
+			f.log.Debug("DHT lookup", "hash", hash, "err", err)
+		}
+		if protoErr != nil {
+			f.log.Debug("DHT lookup of the prototype's key", "hash", hash, "err", protoErr)
+		}
 	}
 	if ok {
-		f.log.Debug("DHT lookup done", "hash", hash, "mediators", len(found))
+		f.log.Debug("DHT lookup done", "hash", hash, "mediators", len(found), "nodes", contacted, "proto_nodes", pcon)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent/bencode"
+	"golang.org/x/time/rate"
 
 	"github.com/p2pcdn/p2pcdn/internal/socketio"
 )
@@ -75,7 +76,7 @@ func FuzzKRPCMessage(f *testing.F) {
 	f.Add([]byte("d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe"))
 	f.Add([]byte("d1:rd2:id20:mnopqrstuvwxyz1234565:token8:aoeusnth6:valuesl6:axje.u6:idhtnmee1:t2:aa1:y1:re"))
 	f.Add([]byte("d1:ad2:id20:abcdefghij01234567899:info_hash40:0123456789abcdef0123456789abcdef01234567e1:q9:get_peers1:t2:aa1:y1:qe"))
-	store := newPeerStore(time.Minute)
+	store := libPeerStore{newPeerStore[[20]byte](time.Minute)}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if !decodesSafely(b) {
 			return
@@ -96,6 +97,89 @@ func FuzzKRPCMessage(f *testing.F) {
 			if p.Port <= 0 || p.Port > 65535 {
 				t.Fatalf("stored port %d", p.Port)
 			}
+		}
+	})
+}
+
+// recordConn is a net.PacketConn that records what is written to it.
+type recordConn struct {
+	net.PacketConn
+	writes [][]byte
+}
+
+func (c *recordConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	c.writes = append(c.writes, append([]byte(nil), b...))
+	return len(b), nil
+}
+
+func (c *recordConn) LocalAddr() net.Addr { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+
+// fuzzTxn is a transaction id of ours that FuzzKRPC40 keeps open.
+const fuzzTxn = "p4\x00\x07"
+
+// FuzzKRPC40 feeds UDP packets to the 40-byte layer as the guard does: no
+// input may panic; what it answers decodes; what it stores is a valid
+// address; answers to our query reach the walk, which takes from them only
+// valid addresses and nodes.
+func FuzzKRPC40(f *testing.F) {
+	from := netip.MustParseAddrPort("127.0.0.2:6881")
+	key := "0123456789abcdef0123456789abcdef01234567"
+	var zero [16]byte
+	token := string(tokenFor(zero, from.Addr()))
+	id := "abcdefghij0123456789"
+	f.Add([]byte("d1:ad2:id20:" + id + "9:info_hash40:" + key + "e1:q9:get_peers1:t2:aa1:y1:qe"))
+	f.Add([]byte("d1:ad2:id20:" + id + "12:implied_porti0e9:info_hash40:" + key + "4:porti4321e5:token8:" + token + "e1:q13:announce_peer1:t2:aa1:y1:qe"))
+	f.Add([]byte("d1:ad2:id20:" + id + "12:implied_porti1e9:info_hash40:" + key + "5:token8:" + token + "e1:q13:announce_peer1:t2:aa1:y1:qe"))
+	f.Add([]byte("d1:ad2:id20:" + id + "9:info_hash40:" + key + "e1:q9:find_node1:t2:aa1:y1:qe"))
+	f.Add([]byte("d1:rd2:id20:" + id + "5:nodes26:" + id + "\x7f\x00\x00\x01\x1a\xe15:token4:abcd6:valuesl6:\x00\x00\x00\x00\x10\xe16:\x7f\x00\x00\x03\x10\xe2ee1:t4:" + fuzzTxn + "1:y1:re"))
+	f.Add([]byte("d1:eli203e4:oopse1:t4:" + fuzzTxn + "1:y1:ee"))
+	f.Add([]byte("d1:rd2:id20:" + id + "6:valuesl1:xi3eee1:t4:" + fuzzTxn + "1:y1:re"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		conn := &recordConn{}
+		p := &protoDHT{
+			conn:     conn,
+			limiter:  rate.NewLimiter(rate.Inf, 0),
+			store:    newPeerStore[[40]byte](time.Minute),
+			log:      testLogger(),
+			resend:   time.Second,
+			isSelf:   func(netip.AddrPort) bool { return false },
+			counters: newProtoCounters(),
+		}
+		p.tokens.rotated = time.Now() // zero secrets, so the seeds' token is valid
+		replies := make(chan txnReply, 1)
+		p.txns = map[txnKey]chan<- txnReply{{fuzzTxn, from}: replies}
+		p.intercept(b, net.UDPAddrFromAddrPort(from))
+		for _, w := range conn.writes {
+			if _, err := decodeKRPC40(w); err != nil {
+				t.Fatalf("answered %q, which does not decode: %v", w, err)
+			}
+		}
+		for _, vals := range p.store.m {
+			for ap := range vals {
+				if !ap.IsValid() || ap.Port() == 0 || ap.Addr() != from.Addr() {
+					t.Fatalf("stored %v", ap)
+				}
+			}
+		}
+		select {
+		case r := <-replies:
+			w := &protoWalk{p: p, byAddr: make(map[netip.AddrPort]*walkNode)}
+			w.add(from, [20]byte{}, false)
+			w.nodes[0].state, w.nodes[0].t = walkAsking, fuzzTxn
+			w.handle(r, func(ap netip.AddrPort) {
+				if !ap.IsValid() || ap.Port() == 0 || ap.Addr().IsUnspecified() {
+					t.Fatalf("found %v", ap)
+				}
+			})
+			for _, n := range w.nodes[1:] {
+				if !n.addr.IsValid() || n.addr.Port() == 0 || n.addr.Addr().IsUnspecified() || !n.hasID {
+					t.Fatalf("walk took node %+v", n)
+				}
+			}
+			if len(w.nodes) > maxWalkNodes {
+				t.Fatalf("walk holds %d nodes", len(w.nodes))
+			}
+		default:
 		}
 	})
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/krpc"
 	alog "github.com/anacrolix/log"
-	"golang.org/x/time/rate"
 
 	"github.com/p2pcdn/p2pcdn/internal/mediation"
 )
@@ -50,12 +49,10 @@ func (f *Federation) newNode() (*dht.Server, error) {
 	// enforce BEP 42 may ignore us, ours accept everyone.
 	cfg.NoSecurity = true
 	cfg.StartingNodes = f.startingNodes
-	cfg.PeerStore = f.store
+	cfg.PeerStore = libPeerStore{f.store}
 	cfg.Store = noItems{}
 	cfg.DefaultWant = wants(f.conn.LocalAddr())
-	// One limiter per node: the library's default is shared by every node of
-	// the process.
-	cfg.SendLimiter = rate.NewLimiter(f.cfg.SendRate, f.cfg.SendBurst)
+	cfg.SendLimiter = f.limiter
 	resend := f.cfg.QueryResendDelay
 	cfg.QueryResendDelay = func() time.Duration { return resend }
 	cfg.Logger = slogAdapter(f.log)
@@ -63,6 +60,7 @@ func (f *Federation) newNode() (*dht.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the DHT node: %w", err)
 	}
+	f.proto.node.Store(s)
 	return s, nil
 }
 

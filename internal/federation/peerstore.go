@@ -10,30 +10,29 @@ import (
 	peer_store "github.com/anacrolix/dht/v2/peer-store"
 )
 
-// peerStore holds the announce_peer values this DHT node received. It keys
-// entries by IP and port: several mediators on one host (or behind one NAT)
-// are distinct values, which the library's in-memory store (keyed by IP only)
-// would collapse into one. Entries expire after ttl; the store is bounded so a
-// flood of announces cannot grow it without limit.
-type peerStore struct {
+// peerStore holds the announce_peer values this DHT node received, by key:
+// 20-byte info hashes (the library's store) or the prototype's 40-byte keys
+// (ours). It keys entries by IP and port: several mediators on one host (or
+// behind one NAT) are distinct values, which the library's in-memory store
+// (keyed by IP only) would collapse into one. Entries expire after ttl; the
+// store is bounded so a flood of announces cannot grow it without limit.
+type peerStore[K comparable] struct {
 	ttl        time.Duration
 	maxPerKey  int
 	maxKeys    int
 	maxReturns int // values per get_peers answer, to stay inside one UDP packet
 
 	mu sync.Mutex
-	m  map[[20]byte]map[netip.AddrPort]time.Time // expiry per value
+	m  map[K]map[netip.AddrPort]time.Time // expiry per value
 }
 
-var _ peer_store.Interface = (*peerStore)(nil)
-
-func newPeerStore(ttl time.Duration) *peerStore {
-	return &peerStore{
+func newPeerStore[K comparable](ttl time.Duration) *peerStore[K] {
+	return &peerStore[K]{
 		ttl:        ttl,
 		maxPerKey:  200,
 		maxKeys:    100000,
 		maxReturns: 50,
-		m:          make(map[[20]byte]map[netip.AddrPort]time.Time),
+		m:          make(map[K]map[netip.AddrPort]time.Time),
 	}
 }
 
@@ -47,9 +46,14 @@ func addrPortOf(ip net.IP, port int) (netip.AddrPort, bool) {
 	return netip.AddrPortFrom(a.Unmap(), uint16(port)), true
 }
 
+// libPeerStore is the store of 20-byte keys as the DHT library uses it.
+type libPeerStore struct{ *peerStore[[20]byte] }
+
+var _ peer_store.Interface = libPeerStore{}
+
 // AddPeer implements peer_store.Interface; the DHT server calls it for each
 // announce_peer with a valid token.
-func (s *peerStore) AddPeer(ih peer_store.InfoHash, na krpc.NodeAddr) {
+func (s libPeerStore) AddPeer(ih peer_store.InfoHash, na krpc.NodeAddr) {
 	ap, ok := addrPortOf(na.IP, na.Port)
 	if !ok {
 		return
@@ -57,7 +61,16 @@ func (s *peerStore) AddPeer(ih peer_store.InfoHash, na krpc.NodeAddr) {
 	s.add([20]byte(ih), ap, time.Now())
 }
 
-func (s *peerStore) add(key [20]byte, ap netip.AddrPort, now time.Time) {
+// GetPeers implements peer_store.Interface: the live values of ih.
+func (s libPeerStore) GetPeers(ih peer_store.InfoHash) []krpc.NodeAddr {
+	var out []krpc.NodeAddr
+	for _, ap := range s.get([20]byte(ih), time.Now()) {
+		out = append(out, krpc.NodeAddr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())})
+	}
+	return out
+}
+
+func (s *peerStore[K]) add(key K, ap netip.AddrPort, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	vals := s.m[key]
@@ -84,16 +97,7 @@ func (s *peerStore) add(key [20]byte, ap netip.AddrPort, now time.Time) {
 	vals[ap] = now.Add(s.ttl)
 }
 
-// GetPeers implements peer_store.Interface: the live values of ih.
-func (s *peerStore) GetPeers(ih peer_store.InfoHash) []krpc.NodeAddr {
-	var out []krpc.NodeAddr
-	for _, ap := range s.get([20]byte(ih), time.Now()) {
-		out = append(out, krpc.NodeAddr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())})
-	}
-	return out
-}
-
-func (s *peerStore) get(key [20]byte, now time.Time) []netip.AddrPort {
+func (s *peerStore[K]) get(key K, now time.Time) []netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	vals := s.m[key]
@@ -114,13 +118,13 @@ func (s *peerStore) get(key [20]byte, now time.Time) []netip.AddrPort {
 }
 
 // expire drops every expired value; the federation calls it periodically.
-func (s *peerStore) expire(now time.Time) {
+func (s *peerStore[K]) expire(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked(now)
 }
 
-func (s *peerStore) expireLocked(now time.Time) {
+func (s *peerStore[K]) expireLocked(now time.Time) {
 	for key, vals := range s.m {
 		for ap, exp := range vals {
 			if !now.Before(exp) {
@@ -134,7 +138,7 @@ func (s *peerStore) expireLocked(now time.Time) {
 }
 
 // remove drops one value of key, our own once we stop announcing it.
-func (s *peerStore) remove(key [20]byte, ap netip.AddrPort) {
+func (s *peerStore[K]) remove(key K, ap netip.AddrPort) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	vals := s.m[key]
@@ -142,4 +146,11 @@ func (s *peerStore) remove(key [20]byte, ap netip.AddrPort) {
 	if vals != nil && len(vals) == 0 {
 		delete(s.m, key)
 	}
+}
+
+// len counts the keys with values.
+func (s *peerStore[K]) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func TestPeerStoreKeysByIPAndPort(t *testing.T) {
-	s := newPeerStore(time.Minute)
+	s := libPeerStore{newPeerStore[[20]byte](time.Minute)}
 	key := [20]byte{7}
 	// Two mediators on one host, one of them given in IPv4-in-IPv6 form.
 	s.AddPeer(key, krpc.NodeAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000})
@@ -36,7 +36,7 @@ func TestPeerStoreKeysByIPAndPort(t *testing.T) {
 }
 
 func TestPeerStoreExpiresAndIsBounded(t *testing.T) {
-	s := newPeerStore(time.Minute)
+	s := newPeerStore[[20]byte](time.Minute)
 	s.maxPerKey, s.maxKeys = 3, 2
 	now := time.Now()
 	k1, k2, k3 := [20]byte{1}, [20]byte{2}, [20]byte{3}

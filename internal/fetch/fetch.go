@@ -37,6 +37,9 @@ var (
 	// ErrVerify: the peers that sent data sent corrupt pieces or a false
 	// info dictionary (and were banned), and no honest peer came in time.
 	ErrVerify = errors.New("verification failed")
+	// ErrUnreachable: peers were found but none could be connected (every
+	// attempt failed, ICE found no path); the error says what was tried.
+	ErrUnreachable = errors.New("peers found but none could be connected")
 	// ErrExists: a file exists at the target path already; it is never
 	// overwritten.
 	ErrExists = errors.New("target file exists")
@@ -171,7 +174,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer t.Close()
 	defer d.close()
-	link := peering.Join(ctx, peering.Config{Hash: cfg.Hash, Client: client, Transport: tr, Torrent: t, Logger: log})
+	d.failures = make(chan peering.Failure, 16)
+	link := peering.Join(ctx, peering.Config{Hash: cfg.Hash, Client: client, Transport: tr, Torrent: t, Logger: log,
+		OnFailure: func(f peering.Failure) {
+			select {
+			case d.failures <- f:
+			default: // the loop will see the others through Link.GaveUp
+			}
+		}})
 	defer link.Close()
 
 	if err := d.wait(ctx, t, client, link); err != nil {
@@ -216,6 +226,9 @@ type download struct {
 	// progress sample because Stats lists only the peers still connected.
 	// Only Run's goroutine touches it.
 	senders map[string]bool
+
+	// failures carries peering's failed attempts to wait's loop.
+	failures chan peering.Failure
 }
 
 // noteSenders remembers the peers of st that have sent us data.
@@ -269,8 +282,18 @@ func (d *download) close() {
 	}
 }
 
+// Giving up on unreachable peers (see unreachable).
+const (
+	// giveUpGrace is how long wait keeps asking for other peers once every
+	// peer found has failed, before it returns ErrUnreachable.
+	giveUpGrace = 2 * time.Second
+	// maxFound bounds the peer ids wait remembers.
+	maxFound = 1024
+)
+
 // wait asks for peers and connects to them until the torrent is complete,
-// reporting progress, and gives up after cfg.Timeout without progress.
+// reporting progress. It gives up after cfg.Timeout without progress, or
+// soon after every peer found has failed to connect (ErrUnreachable).
 func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorclient.Client, link *peering.Link) error {
 	askEvery := firstAsk
 	ask := time.NewTimer(askEvery)
@@ -284,6 +307,16 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 	lastProgress := time.Now()
 	lastHave, infoKnown := 0, d.cfg.Info != nil
 	everConnected := false
+	var u unreachable
+	var known []string // the latest peers answer
+	connect := func() {
+		for _, id := range known {
+			if link.Sessions() >= d.cfg.WantPeers {
+				break
+			}
+			link.Connect(id)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -296,12 +329,16 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 				return err
 			}
 			return swarm.ErrClosed
-		case ids := <-link.Peers():
-			for _, id := range ids {
-				if link.Sessions() >= d.cfg.WantPeers {
-					break
-				}
-				link.Connect(id)
+		case known = <-link.Peers():
+			u.found(known)
+			connect()
+		case f := <-d.failures:
+			// Try the next peer at once, and ask for more.
+			u.failed(f)
+			d.log.Debug("could not connect", "peer", f.Peer, "err", f.Err)
+			connect()
+			if link.Sessions() < d.cfg.WantPeers {
+				client.GetPeers(ctx, d.cfg.Hash)
 			}
 		case <-ask.C:
 			if link.Sessions() < d.cfg.WantPeers {
@@ -311,11 +348,14 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 			ask.Reset(askEvery)
 		case <-tick.C:
 			st := d.report(t)
-			if st.Peers > 0 {
+			if st.Peers > 0 || len(d.senders) > 0 {
 				everConnected = true
 			}
 			if st.PiecesHave != lastHave || (st.PiecesTotal > 0 && !infoKnown) {
 				lastHave, infoKnown, lastProgress = st.PiecesHave, true, time.Now()
+			}
+			if !everConnected && u.hopeless(link, time.Now()) {
+				return u.err()
 			}
 			if time.Since(lastProgress) > d.cfg.Timeout {
 				if st.Banned > 0 && st.Peers == 0 {
@@ -323,6 +363,9 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 						ErrVerify, st.Banned, d.cfg.Timeout)
 				}
 				if !everConnected {
+					if u.attempts > 0 {
+						return u.err()
+					}
 					return fmt.Errorf("%w (%s) for %s", ErrNoPeers, d.cfg.Timeout, d.cfg.Hash)
 				}
 				return fmt.Errorf("%w: no verified data for %s", ErrStalled, d.cfg.Timeout)
@@ -330,6 +373,86 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 		}
 	}
 }
+
+// unreachable tracks the peers found and the attempts to connect them that
+// failed, to give up soon once none is left to try. Only wait's goroutine
+// uses it.
+type unreachable struct {
+	peers    map[string]bool // every peer id found
+	attempts int             // failed attempts
+	lastErr  error           // the last failure, preferring ICE failures
+	since    time.Time       // when every peer had been given up on
+}
+
+func (u *unreachable) found(ids []string) {
+	if u.peers == nil {
+		u.peers = make(map[string]bool)
+	}
+	for _, id := range ids {
+		if len(u.peers) < maxFound {
+			u.peers[id] = true
+		}
+	}
+}
+
+func (u *unreachable) failed(f peering.Failure) {
+	if !f.Initiator {
+		return // an offer to us that failed says nothing about the peers we dial
+	}
+	u.attempts++
+	var ie *rtc.ICEError
+	if errors.As(f.Err, &ie) || u.lastErr == nil || !errors.As(u.lastErr, &ie) {
+		u.lastErr = f.Err
+	}
+}
+
+// hopeless reports whether peers were found, each has failed to connect
+// as often as peering tries, nothing is in progress, and that has lasted
+// giveUpGrace (time for a newly announced peer to show up).
+func (u *unreachable) hopeless(link *peering.Link, now time.Time) bool {
+	all := len(u.peers) > 0 && link.Sessions() == 0
+	for id := range u.peers {
+		if !all {
+			break
+		}
+		all = link.GaveUp(id)
+	}
+	if !all {
+		u.since = time.Time{}
+		return false
+	}
+	if u.since.IsZero() {
+		u.since = now
+	}
+	return now.Sub(u.since) >= giveUpGrace
+}
+
+// err says what was found and why none of it could be connected.
+func (u *unreachable) err() error {
+	msg := fmt.Sprintf("found %d peer(s) but could not connect to any (%d attempt(s) failed)", len(u.peers), u.attempts)
+	var ie *rtc.ICEError
+	if errors.As(u.lastErr, &ie) {
+		msg += ": " + ie.Error()
+		if h := ie.Hint(); h != "" {
+			msg += "; " + h
+		}
+		return &unreachableError{msg: msg, cause: ie}
+	}
+	if u.lastErr == nil { // the failures were not seen one by one
+		return &unreachableError{msg: msg, cause: ErrUnreachable}
+	}
+	return &unreachableError{msg: msg + ": " + u.lastErr.Error(), cause: u.lastErr}
+}
+
+// unreachableError wraps ErrUnreachable and the last failure (an
+// *rtc.ICEError when ICE found no path) with a message for the user.
+type unreachableError struct {
+	msg   string
+	cause error
+}
+
+func (e *unreachableError) Error() string   { return e.msg }
+func (e *unreachableError) Unwrap() []error { return []error{ErrUnreachable, e.cause} }
 
 func (d *download) report(t *swarm.Torrent) swarm.Stats {
 	st := t.Stats()

@@ -19,7 +19,7 @@ type ICEProvider interface {
 
 // capabilities is the argument of established toward a MEDIATION peer.
 func (h *conn) capabilities() *mediation.Capabilities {
-	c := &mediation.Capabilities{P2PCDN: mediation.ExtensionLevel}
+	c := &mediation.Capabilities{P2PCDN: mediation.ExtensionLevel, Batch: h.s.lim.batch}
 	c.ICEServers, c.ICEExpires = h.iceServers()
 	return c
 }

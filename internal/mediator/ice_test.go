@@ -13,7 +13,7 @@ import (
 
 // peerEstablished is what a MEDIATION peer gets from a mediator without ICE
 // servers.
-var peerEstablished = mediation.Established{Caps: &mediation.Capabilities{P2PCDN: mediation.ExtensionLevel}}
+var peerEstablished = mediation.Established{Caps: &mediation.Capabilities{P2PCDN: mediation.ExtensionLevel, Batch: DefaultBatch}}
 
 // fakeICE hands out one server whose URL names the peer and the host it
 // asked through, so a test sees both were passed on.
@@ -38,6 +38,7 @@ func TestEstablishedCarriesICEServers(t *testing.T) {
 	a.emit("handshake", idA, 0)
 	want := mediation.Established{Caps: &mediation.Capabilities{
 		P2PCDN:     1,
+		Batch:      DefaultBatch,
 		ICEServers: []mediation.ICEServer{{URLs: []string{"turn:mediator.example:443"}, Username: idA, Credential: "c"}},
 		ICEExpires: iceExpiry.Unix(),
 	}}

@@ -16,7 +16,8 @@ import (
 // so hostile clients cannot grow the label set.
 var eventNames = [...]string{
 	mediation.EventHandshake, mediation.EventEstablished, mediation.EventGetPeers, mediation.EventPeers,
-	mediation.EventSignal, mediation.EventAnnounce, mediation.EventFinish, "other",
+	mediation.EventSignal, mediation.EventAnnounce, mediation.EventFinish,
+	mediation.EventAnnounceMany, mediation.EventFinishMany, mediation.EventGetPeersMany, "other",
 }
 
 // Reasons an event is dropped.
@@ -79,6 +80,7 @@ type metrics struct {
 	signalsUnroutable prometheus.Counter
 	peersAnswers      prometheus.Counter
 	emitErrors        prometheus.Counter
+	hashes            [3]prometheus.Counter  // hashes named by get_peers, announce, finish and their batch forms
 	transportErrors   *prometheus.CounterVec // by the transport's error kind, a small fixed set
 	getPeers          prometheus.Histogram
 }
@@ -123,6 +125,9 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		"Signals for a connected peer not delivered to protect it from floods, by limit.", "limit", signalDropReasons[:])
 	labelled(m.limited[:], "p2pcdn_mediator_limited_total",
 		"Connections, sessions and announces refused by a per-client-address limit, by limit.", "limit", limitNames[:])
+	labelled(m.hashes[:], "p2pcdn_mediator_hashes_received_total",
+		"Hashes named by get_peers, announce and finish events, their batch forms included (counted under the single form).",
+		"event", []string{mediation.EventGetPeers, mediation.EventAnnounce, mediation.EventFinish})
 	m.peersAnswers = counter("p2pcdn_mediator_peers_answers_total", "peers events sent.")
 	m.signalsRouted = counter("p2pcdn_mediator_signals_routed_total", "Signals delivered to a local peer.")
 	m.signalsRelayed = counter("p2pcdn_mediator_signals_relayed_total", "Signals handed to another mediator.")
@@ -134,7 +139,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 	reg.MustRegister(m.transportErrors)
 	m.getPeers = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "p2pcdn_mediator_get_peers_seconds",
-		Help: "Time from a peer's get_peers to its answer being queued, federation lookups included.",
+		Help: "Time from a peer's get_peers (or get_peers_many) to its answers being queued, federation lookups included.",
 		// 10 µs to ~1.3 s: local answers take microseconds, a loaded
 		// mediator's tail milliseconds.
 		Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
@@ -154,6 +159,18 @@ func (m *metrics) event(name string) {
 		}
 	}
 	m.events[len(eventNames)-1].Inc()
+}
+
+// named counts the hashes an accepted event names.
+func (m *metrics) named(msg mediation.Message, n int) {
+	switch msg.(type) {
+	case mediation.GetPeers, mediation.GetPeersMany:
+		m.hashes[0].Add(float64(n))
+	case mediation.Announce, mediation.AnnounceMany:
+		m.hashes[1].Add(float64(n))
+	case mediation.Finish, mediation.FinishMany:
+		m.hashes[2].Add(float64(n))
+	}
 }
 
 func (m *metrics) drop(reason string) {

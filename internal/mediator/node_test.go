@@ -144,8 +144,8 @@ func TestNodeSocketIOClientPeers(t *testing.T) {
 
 	// The seeder's observed order: handshake, get_peers, announce.
 	a.emit("handshake", idA, 0)
-	// Our capabilities argument; the prototype's peers ignore it.
-	if got := a.event("established"); got != `[{"p2pcdn":1}]` {
+	// The prototype's peers ignore established's argument, our capabilities.
+	if got := a.event("established"); got != `[{"p2pcdn":1,"batch":1000}]` {
 		t.Fatalf("established args %s", got)
 	}
 	a.emit("get_peers", hash1)

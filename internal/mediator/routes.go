@@ -1,26 +1,44 @@
 package mediator
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
 
 // Bounds of the return routes.
 const (
-	maxReturnRoutes = 10000
-	returnRouteTTL  = 2 * time.Minute
+	maxReturnRoutes  = 100000 // over all links
+	maxRoutesPerLink = 10000  // remote peers one link may speak for at once
+	returnRouteTTL   = 2 * time.Minute
+	// routeSweepEvery spaces full sweeps for expired routes, which a link
+	// at its cap would otherwise trigger with every new id it invents.
+	routeSweepEvery = 10 * time.Second
 )
 
-// returnRoutes remembers through which inbound REPLICATION connection a
-// remote peer's signals arrived, so that our peers' answers go back the same
-// way (PROTOCOL.md section 5: the receiving mediator splits the relay id and
-// delivers). Without it an answer would depend on a DHT lookup, which a dead
-// node can delay past the downloader's WebRTC timeout. Entries expire after
-// returnRouteTTL and go when their connection closes; the table is bounded
-// so a flood of invented sender ids cannot grow it.
+var (
+	errRouteTaken     = errors.New("another mediator link speaks for this peer id")
+	errLinkRouteLimit = errors.New("the link speaks for too many peer ids at once")
+	errRoutesFull     = errors.New("too many remote peer ids known")
+)
+
+// returnRoutes records which remote peer ids each inbound REPLICATION link
+// speaks for (PROTOCOL.md section 5: relayed signals carry sender id +
+// receiver id). It serves two purposes:
+//
+//   - Return path: our peers' answers go back through the link the remote
+//     peer's signals came from, without waiting on a DHT lookup.
+//   - Who may claim an id: the first link to relay a signal from a remote id
+//     holds that id until the link closes or returnRouteTTL passes without a
+//     signal from it; meanwhile no other link may send signals "from" it.
+//     A link holds at most maxRoutesPerLink ids, and all links together
+//     maxReturnRoutes, so invented ids cannot grow the table. (Ids of peers
+//     connected here are refused before they get this far.)
 type returnRoutes struct {
-	mu     sync.Mutex
-	routes map[string]returnRoute // remote peer id -> connection
+	mu        sync.Mutex
+	routes    map[string]returnRoute // remote peer id -> link
+	perLink   map[*conn]int
+	lastSweep time.Time
 }
 
 type returnRoute struct {
@@ -29,23 +47,39 @@ type returnRoute struct {
 }
 
 func newReturnRoutes() *returnRoutes {
-	return &returnRoutes{routes: make(map[string]returnRoute)}
+	return &returnRoutes{routes: make(map[string]returnRoute), perLink: make(map[*conn]int)}
 }
 
-// learn records that remote peer id is reachable through via.
-func (r *returnRoutes) learn(id string, via *conn, now time.Time) {
+// claim records that link via speaks for remote peer id, or says why it may
+// not: another live link holds the id, or a bound is reached.
+func (r *returnRoutes) claim(id string, via *conn, now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.routes[id]; !ok && len(r.routes) >= maxReturnRoutes {
-		r.expireLocked(now)
+	if rt, ok := r.routes[id]; ok {
+		switch {
+		case rt.via == via:
+			r.routes[id] = returnRoute{via: via, until: now.Add(returnRouteTTL)}
+			return nil
+		case now.Before(rt.until):
+			return errRouteTaken
+		}
+		r.deleteLocked(id, rt)
+	}
+	if r.perLink[via] >= maxRoutesPerLink || len(r.routes) >= maxReturnRoutes {
+		r.sweepLocked(now)
+		if r.perLink[via] >= maxRoutesPerLink {
+			return errLinkRouteLimit
+		}
 		if len(r.routes) >= maxReturnRoutes {
-			return
+			return errRoutesFull
 		}
 	}
 	r.routes[id] = returnRoute{via: via, until: now.Add(returnRouteTTL)}
+	r.perLink[via]++
+	return nil
 }
 
-// lookup returns the connection remote peer id was last seen on, or nil.
+// lookup returns the link remote peer id was last seen on, or nil.
 func (r *returnRoutes) lookup(id string, now time.Time) *conn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -54,7 +88,7 @@ func (r *returnRoutes) lookup(id string, now time.Time) *conn {
 		return nil
 	}
 	if !now.Before(rt.until) {
-		delete(r.routes, id)
+		r.deleteLocked(id, rt)
 		return nil
 	}
 	return rt.via
@@ -64,17 +98,35 @@ func (r *returnRoutes) lookup(id string, now time.Time) *conn {
 func (r *returnRoutes) drop(via *conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.perLink[via] == 0 {
+		return
+	}
 	for id, rt := range r.routes {
 		if rt.via == via {
 			delete(r.routes, id)
 		}
 	}
+	delete(r.perLink, via)
 }
 
-func (r *returnRoutes) expireLocked(now time.Time) {
+func (r *returnRoutes) deleteLocked(id string, rt returnRoute) {
+	delete(r.routes, id)
+	if n := r.perLink[rt.via] - 1; n > 0 {
+		r.perLink[rt.via] = n
+	} else {
+		delete(r.perLink, rt.via)
+	}
+}
+
+// sweepLocked drops expired routes, at most once per routeSweepEvery.
+func (r *returnRoutes) sweepLocked(now time.Time) {
+	if now.Sub(r.lastSweep) < routeSweepEvery {
+		return
+	}
+	r.lastSweep = now
 	for id, rt := range r.routes {
 		if !now.Before(rt.until) {
-			delete(r.routes, id)
+			r.deleteLocked(id, rt)
 		}
 	}
 }

@@ -15,20 +15,34 @@
 //     another peer's signals. A reconnecting client whose old connection is
 //     still open here is refused until the old one times out (ping timeout);
 //     the p2pcdn client keeps retrying with backoff.
-//   - Events before the handshake are ignored; a connection that does not
-//     hand shake within HandshakeTimeout is closed.
+//   - Events before the handshake are ignored; a connection that has not
+//     handed shake HandshakeTimeout after its transport opened is closed.
 //   - Malformed events (wrong argument count or types, bad hashes or ids,
-//     oversized signal data) and events beyond the per-connection rate
-//     limit are dropped with a log line; after MaxStrikes of them the
-//     connection is closed. Unknown event names are dropped without a strike
-//     so newer clients keep working.
+//     oversized signal data) are dropped with a log line and count as
+//     strikes; after MaxStrikes of them the connection is closed. Unknown
+//     event names are dropped without a strike so newer clients keep working.
+//   - Rate limits count events and, separately, the hashes they name (a batch
+//     event names many): beyond either, events are dropped. Bursts are
+//     allowed (EventBurst, HashBurst), and a connection over its rate earns
+//     at most one strike per second, so a client whose events arrive bunched
+//     (a busy machine, a stalled network) is not closed for it.
+//   - Limits per client address (IPv6 per /64, behind TrustedProxies the
+//     forwarded address): TCP connections, Engine.IO sessions, announced
+//     hashes. See docs/security.md.
+//   - Signals to a local peer are dropped, never queued without bound, when
+//     they exceed MaxSignalSize or the receiver's budget (SignalRate, shared
+//     fairly between senders) or when the receiver's queue is half full: a
+//     flood costs the receiver some signals, never its connection.
 //   - REPLICATION handshakes (type 1, another mediator) are accepted; such a
 //     connection gets answers with local peers only, and may send signals
 //     whose id is sender id + receiver id (80 characters), delivered to the
-//     local receiver with the sender's id. The server remembers the sender
-//     (for two minutes, until the connection closes) and sends local peers'
-//     signals to it back over that connection, with the 80-character id,
-//     before asking the Federation.
+//     local receiver with the sender's id. Such a link speaks only for the
+//     remote peers behind it: a sender id that is connected here is refused,
+//     and so is one that another link holds (the first link to relay from an
+//     id holds it until it closes or two minutes pass without a signal from
+//     that id; a link holds at most 10,000 ids). The server sends local peers'
+//     signals for such a remote peer back over the link that holds it, with
+//     the 80-character id, before asking the Federation.
 package mediator
 
 import (
@@ -46,6 +60,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/p2pcdn/p2pcdn/internal/clientip"
 	"github.com/p2pcdn/p2pcdn/internal/mediation"
 	"github.com/p2pcdn/p2pcdn/internal/socketio"
 )
@@ -53,36 +68,64 @@ import (
 // Defaults for the zero values of Server's fields.
 const (
 	DefaultMaxPeersPerAnswer = 50
-	DefaultMaxHashesPerConn  = 10000
-	DefaultEventRate         = 100 // events per second per connection
-	DefaultEventBurst        = 200
-	DefaultMaxStrikes        = 20
-	DefaultHandshakeTimeout  = 30 * time.Second
-	DefaultMaxPayload        = 1000000 // what the prototype's mediator advertises
-	DefaultShutdownTimeout   = 5 * time.Second
+	// DefaultMaxHashesPerConn lets one seeder announce a site's whole asset
+	// tree; at about 150 bytes a hash that is 15 MB.
+	DefaultMaxHashesPerConn   = 100000
+	DefaultMaxHashesPerClient = 200000
+	DefaultMaxSeeders         = 2000000 // every announced (peer, hash) pair, about 320 MB
+	DefaultEventRate          = 100     // events per second per connection
+	// DefaultHashRate (hashes named per second per connection) lets a seeder
+	// announce 100,000 files in about ten seconds; its burst is
+	// DefaultMaxHashesPerConn.
+	DefaultHashRate             = 10000
+	DefaultBatch                = 1000 // hashes per batch event
+	DefaultMaxConnsPerClient    = 1000 // TCP connections per client address
+	DefaultMaxSessionsPerClient = 1000 // Engine.IO sessions per client address
+	DefaultMaxSignalSize        = 32 << 10
+	DefaultSignalRate           = 512 << 10 // bytes of signals per second one peer may receive
+	DefaultMaxStrikes           = 20
+	DefaultHandshakeTimeout     = 30 * time.Second
+	DefaultMaxPayload           = 1000000 // what the prototype's mediator advertises
+	DefaultShutdownTimeout      = 5 * time.Second
 )
 
 // Server is a mediator. Its exported fields are its configuration; the zero
 // value is a working mediator with the defaults above. Set the fields before
 // the first call to Handler, Serve or ListenAndServe and do not change them
-// afterwards. A Server is meant to be served once.
+// afterwards. A Server is meant to be served once. Limits that take -1 are
+// off with it.
 type Server struct {
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
 
 	// MaxPeersPerAnswer caps the ids of one peers answer.
 	MaxPeersPerAnswer int
-	// MaxHashesPerConn caps the hashes one connection may seed at once;
-	// announces beyond it are dropped.
-	MaxHashesPerConn int
+	// MaxHashesPerConn caps the hashes one connection may seed at once, and
+	// MaxHashesPerClient those of all connections from one client address;
+	// MaxSeeders caps the (peer, hash) pairs of the whole mediator. Announces
+	// beyond them are dropped. -1: no limit.
+	MaxHashesPerConn   int
+	MaxHashesPerClient int
+	MaxSeeders         int
 	// EventRate and EventBurst limit the events one connection may send
-	// (token bucket); events beyond it are dropped and count as strikes.
+	// (token bucket; the burst defaults to ten seconds' worth). HashRate and
+	// HashBurst limit the hashes its events name: one for get_peers,
+	// announce and finish, the batch's length for their batch forms (burst
+	// default: MaxHashesPerConn). Events beyond them are dropped; a
+	// connection over its rate earns a strike at most once a second.
 	EventRate  rate.Limit
 	EventBurst int
+	HashRate   rate.Limit
+	HashBurst  int
+	// Batch is the most hashes one batch event (announce_many, finish_many,
+	// get_peers_many) may name, advertised in established; -1 turns batch
+	// events off.
+	Batch int
 	// MaxStrikes is how many malformed or rate-limited events a connection
 	// may send before the server closes it.
 	MaxStrikes int
-	// HandshakeTimeout closes connections that do not hand shake in time.
+	// HandshakeTimeout closes connections that have not handed shake this
+	// long after their transport opened.
 	HandshakeTimeout time.Duration
 	// MaxPayload caps one Socket.IO packet in bytes.
 	MaxPayload int
@@ -92,6 +135,24 @@ type Server struct {
 	// ShutdownTimeout bounds the graceful shutdown in Serve.
 	ShutdownTimeout time.Duration
 
+	// MaxConnsPerClient caps the TCP connections Serve accepts from one
+	// client address, and MaxSessionsPerClient its Socket.IO sessions
+	// (WebSocket or polling). -1: no limit. Trusted proxies are not counted
+	// as clients: the addresses they forward are.
+	MaxConnsPerClient    int
+	MaxSessionsPerClient int
+	// TrustedProxies are reverse proxies whose X-Forwarded-For or Forwarded
+	// header names the client. Without them every limit per client address
+	// applies to the TCP peer, which behind a proxy is the proxy.
+	TrustedProxies clientip.Proxies
+
+	// MaxSignalSize caps the data of a signal the mediator passes on, and
+	// SignalRate the bytes of signals per second one peer may receive
+	// (burst: four seconds' worth; one sender may use an eighth of it).
+	// Signals beyond them are dropped. SignalRate -1: no budget.
+	MaxSignalSize int
+	SignalRate    int
+
 	// Federation, when set, supplies peers of other mediators and relays
 	// signals to them.
 	Federation Federation
@@ -99,7 +160,7 @@ type Server struct {
 	// established and answers get_ice_servers (ice.go).
 	ICE ICEProvider
 	// Fallback serves every path that is not the mediator's own
-	// (/socket.io/, /healthz, /metrics); nil answers 404.
+	// (/socket.io/, /healthz, /metrics, /hashes); nil answers 404.
 	Fallback http.Handler
 
 	// Registry holds the mediator's metrics and is what /metrics serves.
@@ -115,7 +176,9 @@ type Server struct {
 	reg      *registry
 	routes   *returnRoutes
 	metrics  *metrics
+	top      *topCache
 	draining atomic.Bool
+	lim      limits // resolved configuration
 
 	// handlers tracks connection handlers so Serve returns after them.
 	handlersMu sync.Mutex
@@ -123,26 +186,84 @@ type Server struct {
 	closing    bool
 }
 
+// limits is the configuration with defaults applied.
+type limits struct {
+	maxPeers         int
+	maxHashesPerConn int
+	eventRate        rate.Limit
+	eventBurst       int
+	hashRate         rate.Limit
+	hashBurst        int
+	batch            int
+	maxStrikes       int
+	handshake        time.Duration
+	maxSignalSize    int
+	signals          signalLimits
+}
+
+// limit resolves a limit field: 0 is the default, negative is none (0).
+func limit(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
 func (s *Server) init() {
 	s.initOnce.Do(func() {
+		l := &s.lim
+		l.maxPeers = orDefault(s.MaxPeersPerAnswer, DefaultMaxPeersPerAnswer)
+		l.maxHashesPerConn = limit(s.MaxHashesPerConn, DefaultMaxHashesPerConn)
+		l.eventRate = orDefault(s.EventRate, DefaultEventRate)
+		l.eventBurst = orDefault(s.EventBurst, int(10*l.eventRate))
+		l.hashRate = orDefault(s.HashRate, DefaultHashRate)
+		l.hashBurst = orDefault(s.HashBurst, max(l.maxHashesPerConn, DefaultBatch, int(l.hashRate)))
+		l.batch = min(limit(s.Batch, DefaultBatch), mediation.MaxBatch)
+		l.maxStrikes = orDefault(s.MaxStrikes, DefaultMaxStrikes)
+		l.handshake = orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout)
+		l.maxSignalSize = min(orDefault(s.MaxSignalSize, DefaultMaxSignalSize), mediation.MaxSignalData)
+		if r := limit(s.SignalRate, DefaultSignalRate); r > 0 {
+			l.signals = signalLimits{
+				rate:       rate.Limit(r),
+				burst:      max(4*r, 2*l.maxSignalSize),
+				sender:     rate.Limit(r / 8),
+				senderMax:  max(r/2, 2*l.maxSignalSize),
+				maxSenders: 64,
+			}
+		}
+
 		s.reg = newRegistry()
+		s.reg.perClient = clientip.NewCounter(limit(s.MaxHashesPerClient, DefaultMaxHashesPerClient))
+		s.reg.maxSeeders = limit(s.MaxSeeders, DefaultMaxSeeders)
 		s.routes = newReturnRoutes()
 		if s.Registry == nil {
 			s.Registry = newMetricsRegistry()
 		}
 		s.metrics = newMetrics(s.Registry, s)
+		s.top = &topCache{reg: s.reg}
+		maxPayload := orDefault(s.MaxPayload, DefaultMaxPayload)
 		s.sio = &socketio.Server{
 			Accept:       s.accept,
 			PingInterval: s.PingInterval,
 			PingTimeout:  s.PingTimeout,
-			MaxPayload:   orDefault(s.MaxPayload, DefaultMaxPayload),
-			Logger:       s.logger(),
-			OnError:      s.metrics.transportError,
+			MaxPayload:   maxPayload,
+			// Room for the answers to a whole get_peers_many besides the
+			// usual traffic; the bytes stay bounded by MaxPendingBytes.
+			MaxPending:           max(256, 4*l.batch),
+			ConnectTimeout:       l.handshake,
+			ClientAddr:           s.TrustedProxies.FromRequest,
+			MaxSessionsPerClient: limit(s.MaxSessionsPerClient, DefaultMaxSessionsPerClient),
+			Logger:               s.logger(),
+			OnError:              s.transportError,
 		}
 		s.mux = http.NewServeMux()
 		s.mux.Handle("/socket.io/", s.sio)
 		s.mux.HandleFunc("/healthz", s.serveHealth)
 		s.mux.HandleFunc("/metrics", s.serveMetrics(metricsHandler(s.Registry)))
+		s.mux.HandleFunc("/hashes", s.serveHashes)
 		s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			if s.Fallback != nil {
 				s.Fallback.ServeHTTP(w, r)
@@ -151,6 +272,15 @@ func (s *Server) init() {
 			http.NotFound(w, r)
 		})
 	})
+}
+
+// transportError counts the transport's errors, and its refusals of
+// sessions beyond the per-client limit among the limits too.
+func (s *Server) transportError(kind string) {
+	s.metrics.transportError(kind)
+	if kind == "too_many_sessions" {
+		s.metrics.limit(limitSessions)
+	}
 }
 
 // orDefault returns v, or def when v is zero or negative.
@@ -176,9 +306,11 @@ func (s *Server) Metrics() *prometheus.Registry {
 }
 
 // Handler returns the mediator's HTTP handler: Socket.IO under /socket.io/,
-// GET /healthz, GET /metrics (Prometheus text format) and Fallback for the
-// rest. Connections served through it stop when Serve's shutdown runs or,
-// when the handler is mounted elsewhere, when Shutdown is called.
+// GET /healthz, GET /metrics (Prometheus text format), GET /hashes (what
+// the peers here seed, for pages) and Fallback for the rest. Connections
+// served through it stop when Serve's shutdown runs or, when the handler is
+// mounted elsewhere, when Shutdown is called. The per-client TCP connection
+// limit applies only in Serve, which owns the listener.
 func (s *Server) Handler() http.Handler {
 	s.init()
 	return s.mux
@@ -190,21 +322,28 @@ func (s *Server) Handler() http.Handler {
 // shutdown requested through ctx.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.init()
+	addr := ln.Addr()
+	ln = clientip.LimitListener(ln, limit(s.MaxConnsPerClient, DefaultMaxConnsPerClient), s.TrustedProxies, func(a net.Addr) {
+		s.metrics.limit(limitConnections)
+		s.logger().Debug("too many connections from one address, refusing", "remote", a.String())
+	})
 	hs := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug),
+		// Idle keep-alive connections would otherwise be held forever.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug),
 	}
-	s.logger().Info("mediator listening", "addr", ln.Addr().String())
+	s.logger().Info("mediator listening", "addr", addr.String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 
 	var serveErr error
 	select {
 	case err := <-errc:
-		serveErr = fmt.Errorf("mediator: serving on %s: %w", ln.Addr(), err)
+		serveErr = fmt.Errorf("mediator: serving on %s: %w", addr, err)
 	case <-ctx.Done():
-		s.logger().Info("mediator shutting down", "addr", ln.Addr().String())
+		s.logger().Info("mediator shutting down", "addr", addr.String())
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), orDefault(s.ShutdownTimeout, DefaultShutdownTimeout))
 	defer cancel()
@@ -283,20 +422,52 @@ func (s *Server) LocalPeers(hash string, max int) []string {
 	return s.reg.seeders(hash, "", max)
 }
 
-// DeliverSignal hands a signal from peer from (anywhere) to the local peer
-// to. It reports whether to is connected here. Federation links use it for
-// signals arriving from other mediators.
+// DeliverSignal hands a signal from peer from, a peer of another mediator,
+// to the local peer to. Federation links use it for signals arriving from
+// other mediators. It reports whether the signal was delivered: not when
+// to is not connected here, when from claims to be a peer connected here
+// (a link may only speak for peers behind it), or when the receiver's
+// limits drop it.
 func (s *Server) DeliverSignal(hash, from, to, data string) bool {
 	s.init()
+	if s.reg.lookup(from) != nil {
+		s.metrics.drop(dropSpoofedSender)
+		return false
+	}
+	return s.deliver(hash, from, to, data)
+}
+
+// deliver passes a signal from sender from (here or elsewhere) to local peer
+// to within the receiver's limits, and reports whether it did.
+func (s *Server) deliver(hash, from, to, data string) bool {
 	p := s.reg.lookup(to)
 	if p == nil {
 		s.metrics.signalsUnroutable.Inc()
 		return false
 	}
-	s.emit(p.conn, mediation.Signal{Hash: hash, PeerID: from, Data: data})
+	if len(data) > s.lim.maxSignalSize {
+		s.metrics.signalDropped(signalDropSize)
+		return false
+	}
+	// The budget counts what the receiver gets: data plus the event around it.
+	if !p.signals.allow(&s.lim.signals, from, len(data)+signalOverhead, time.Now()) {
+		s.metrics.signalDropped(signalDropRate)
+		return false
+	}
+	if err := p.conn.TryEmit(mediation.EventSignal, hash, from, data); err != nil {
+		if errors.Is(err, socketio.ErrQueueFull) {
+			s.metrics.signalDropped(signalDropQueueFull)
+		} else {
+			s.metrics.emitErrors.Inc()
+		}
+		return false
+	}
 	s.metrics.signalsRouted.Inc()
 	return true
 }
+
+// signalOverhead is a signal event's size besides its data.
+const signalOverhead = len(`42["signal","","",""]`) + 2*mediation.IDLen
 
 func (s *Server) emit(c emitter, m mediation.Message) error {
 	if err := c.Emit(m.Event(), m.Args()...); err != nil {
@@ -325,251 +496,14 @@ func (s *Server) accept(c *socketio.Conn) socketio.Session {
 	s.metrics.connections.Inc()
 	s.metrics.connectionsTotal.Inc()
 	h := &conn{
-		s:   s,
-		c:   c,
-		lim: rate.NewLimiter(orDefault(s.EventRate, DefaultEventRate), orDefault(s.EventBurst, DefaultEventBurst)),
+		s:      s,
+		c:      c,
+		events: rate.NewLimiter(s.lim.eventRate, s.lim.eventBurst),
+		hashes: rate.NewLimiter(s.lim.hashRate, s.lim.hashBurst),
 	}
 	// A timer rather than a goroutine waiting: most connections hand shake
-	// at once and the timer is stopped.
-	h.deadline = time.AfterFunc(orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout), h.handshakeTimeout)
+	// at once and the timer is stopped. It counts from the transport's
+	// opening, so time spent before connecting the namespace counts too.
+	h.deadline = time.AfterFunc(time.Until(c.Opened().Add(s.lim.handshake)), h.handshakeTimeout)
 	return h
-}
-
-// conn is the server's state for one connection. Its Event and Closed are
-// never called concurrently (socketio.Session); only shook is also read by
-// the handshake timer.
-type conn struct {
-	s          *Server
-	c          *socketio.Conn
-	lim        *rate.Limiter
-	deadline   *time.Timer // handshake timeout
-	shook      atomic.Bool // handshaken, for the timer
-	strikes    int
-	logged     uint8  // dropReason bits already logged, to keep floods out of the log
-	self       *peer  // set after a MEDIATION handshake
-	mediatorID string // set after a REPLICATION handshake
-}
-
-func (h *conn) handshaken() bool { return h.self != nil || h.mediatorID != "" }
-
-func (h *conn) handshakeTimeout() {
-	if h.shook.Load() {
-		return
-	}
-	h.s.metrics.closed(closeHandshakeTimeout)
-	h.log(slog.LevelInfo, "closing connection without handshake")
-	h.c.Close()
-}
-
-// Event handles one event (socketio.Session).
-func (h *conn) Event(ev socketio.Event) {
-	if !h.dispatch(ev) {
-		h.c.Close()
-	}
-}
-
-// Closed forgets the connection (socketio.Session).
-func (h *conn) Closed() {
-	h.deadline.Stop()
-	h.cleanup()
-	h.s.metrics.connections.Dec()
-	h.s.handlers.Done()
-}
-
-func (h *conn) cleanup() {
-	if h.self != nil {
-		h.s.reg.unregister(h.self)
-		h.log(slog.LevelDebug, "peer left", "peer", h.self.id)
-	}
-	if h.mediatorID != "" {
-		h.s.routes.drop(h)
-		h.s.metrics.replications.Dec()
-	}
-}
-
-func (h *conn) log(level slog.Level, msg string, args ...any) {
-	l := h.s.logger()
-	if !l.Enabled(context.Background(), level) {
-		return
-	}
-	l.Log(context.Background(), level, msg, append([]any{"conn", h.c.ID(), "remote", h.c.RemoteAddr()}, args...)...)
-}
-
-// drop counts a dropped event, logs the first drop of each kind per
-// connection (floods would fill the log otherwise), and reports whether the
-// connection may stay open.
-func (h *conn) drop(reason string, strike bool, err error) bool {
-	h.s.metrics.drop(reason)
-	for i, r := range dropReasons {
-		if r == reason && h.logged&(1<<i) == 0 {
-			h.logged |= 1 << i
-			level := slog.LevelInfo
-			if !strike {
-				level = slog.LevelDebug
-			}
-			h.log(level, "dropped event", "reason", reason, "err", err)
-		}
-	}
-	if !strike {
-		return true
-	}
-	h.strikes++
-	if h.strikes >= orDefault(h.s.MaxStrikes, DefaultMaxStrikes) {
-		h.s.metrics.closed(closeMisbehaving)
-		h.log(slog.LevelWarn, "closing misbehaving connection", "strikes", h.strikes, "last_reason", reason)
-		return false
-	}
-	return true
-}
-
-// dispatch handles one event and reports whether the connection stays open.
-func (h *conn) dispatch(ev socketio.Event) bool {
-	h.s.metrics.event(ev.Name)
-	if !h.lim.Allow() {
-		return h.drop(dropRateLimited, true, fmt.Errorf("more than %v events per second", h.lim.Limit()))
-	}
-	m, err := mediation.Decode(ev.Name, ev.Args)
-	if errors.Is(err, mediation.ErrUnknownEvent) {
-		return h.drop(dropUnknownEvent, false, err)
-	}
-	if err != nil {
-		return h.drop(dropMalformed, true, err)
-	}
-	if hs, ok := m.(mediation.Handshake); ok {
-		return h.handshake(hs)
-	}
-	switch {
-	case h.self != nil:
-		return h.fromPeer(m)
-	case h.mediatorID != "":
-		return h.fromMediator(m)
-	}
-	return h.drop(dropBeforeHandshake, false, fmt.Errorf("%s before handshake", ev.Name))
-}
-
-func (h *conn) handshake(m mediation.Handshake) bool {
-	if h.handshaken() {
-		same := (h.self != nil && m.Type == mediation.Mediation && h.self.id == m.ID) ||
-			(h.mediatorID != "" && m.Type == mediation.Replication && h.mediatorID == m.ID)
-		if !same {
-			return h.drop(dropUnexpected, true, errors.New("second handshake with another id or type"))
-		}
-		return h.s.emit(h.c, h.established()) == nil
-	}
-	switch m.Type {
-	case mediation.Mediation:
-		p, err := h.s.reg.register(m.ID, h.c)
-		if err != nil {
-			h.s.metrics.closed(closeIDTaken)
-			h.log(slog.LevelWarn, "refusing handshake", "peer", m.ID, "err", err)
-			return false
-		}
-		h.self = p
-		h.shook.Store(true)
-		h.deadline.Stop()
-		h.log(slog.LevelDebug, "peer joined", "peer", m.ID)
-	case mediation.Replication:
-		h.mediatorID = m.ID
-		h.shook.Store(true)
-		h.deadline.Stop()
-		h.s.metrics.replications.Inc()
-		h.log(slog.LevelInfo, "mediator connected", "mediator", m.ID)
-	}
-	return h.s.emit(h.c, h.established()) == nil
-}
-
-func (h *conn) fromPeer(m mediation.Message) bool {
-	s := h.s
-	switch m := m.(type) {
-	case mediation.GetPeers:
-		defer s.metrics.observeGetPeers(time.Now())
-		max := orDefault(s.MaxPeersPerAnswer, DefaultMaxPeersPerAnswer)
-		ids := s.reg.seeders(m.Hash, h.self.id, max)
-		if len(ids) < max && s.Federation != nil {
-			ids = appendRemote(ids, s.Federation.RemotePeers(m.Hash, max-len(ids)), h.self.id, max)
-		}
-		s.metrics.peersAnswers.Inc()
-		return s.emit(h.c, mediation.Peers{Hash: m.Hash, IDs: ids}) == nil
-	case mediation.Announce:
-		if _, err := s.reg.announce(h.self, m.Hash, orDefault(s.MaxHashesPerConn, DefaultMaxHashesPerConn)); err != nil {
-			return h.drop(dropTooManyHashes, false, err)
-		}
-	case mediation.Finish:
-		s.reg.finish(h.self, m.Hash)
-	case mediation.GetICEServers:
-		return h.answerICE()
-	case mediation.Signal:
-		if len(m.PeerID) != mediation.IDLen {
-			return h.drop(dropMalformed, true, errors.New("signal from a peer with a relay id"))
-		}
-		if m.PeerID == h.self.id {
-			return h.drop(dropUnexpected, false, errors.New("signal to itself"))
-		}
-		out := mediation.Signal{Hash: m.Hash, PeerID: h.self.id, Data: m.Data}
-		if to := s.reg.lookup(m.PeerID); to != nil {
-			s.emit(to.conn, out)
-			s.metrics.signalsRouted.Inc()
-		} else if via := s.routes.lookup(m.PeerID, time.Now()); via != nil &&
-			s.emit(via.c, mediation.Signal{Hash: m.Hash, PeerID: h.self.id + m.PeerID, Data: m.Data}) == nil {
-			// Back through the mediator the remote peer's signals came from.
-			s.metrics.signalsRelayed.Inc()
-		} else if s.Federation != nil && s.Federation.RelaySignal(m.Hash, h.self.id, m.PeerID, m.Data) {
-			s.metrics.signalsRelayed.Inc()
-		} else {
-			s.metrics.signalsUnroutable.Inc()
-		}
-	default:
-		return h.drop(dropUnexpected, false, fmt.Errorf("%s from a peer", m.Event()))
-	}
-	return true
-}
-
-func (h *conn) fromMediator(m mediation.Message) bool {
-	s := h.s
-	switch m := m.(type) {
-	case mediation.GetPeers:
-		// Local peers only: answering with remote ones could loop between
-		// mediators.
-		ids := s.reg.seeders(m.Hash, "", orDefault(s.MaxPeersPerAnswer, DefaultMaxPeersPerAnswer))
-		s.metrics.peersAnswers.Inc()
-		return s.emit(h.c, mediation.Peers{Hash: m.Hash, IDs: ids}) == nil
-	case mediation.Signal:
-		from, to, ok := mediation.SplitRelayID(m.PeerID)
-		if !ok {
-			return h.drop(dropMalformed, true, errors.New("signal from a mediator without a relay id"))
-		}
-		// Only senders that are not our own peers: a mediator must not be
-		// able to divert signals meant for a local peer.
-		if s.reg.lookup(from) == nil {
-			s.routes.learn(from, h, time.Now())
-		}
-		s.DeliverSignal(m.Hash, from, to, m.Data)
-	default:
-		return h.drop(dropUnexpected, false, fmt.Errorf("%s from a mediator", m.Event()))
-	}
-	return true
-}
-
-// appendRemote adds remote ids to local ones, skipping duplicates and the
-// asker, up to max.
-func appendRemote(ids, remote []string, self string, max int) []string {
-	for _, r := range remote {
-		if len(ids) >= max {
-			break
-		}
-		if r == self || !mediation.ValidPeerID(r) {
-			continue
-		}
-		dup := false
-		for _, id := range ids {
-			if id == r {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			ids = append(ids, r)
-		}
-	}
-	return ids
 }

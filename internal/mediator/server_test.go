@@ -46,6 +46,7 @@ func serveOn(t *testing.T, s *Server, ln net.Listener) string {
 	if s.Logger == nil {
 		s.Logger = quietLogger()
 	}
+	s.Handler() // initialized here, so tests may read its metrics
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
@@ -131,7 +132,22 @@ func (c *client) expectClosed() {
 func (c *client) handshake(id string) {
 	c.t.Helper()
 	c.emit("handshake", id, 0)
-	c.expect(peerEstablished)
+	c.expectEstablished()
+}
+
+// expectEstablished waits for established as a mediator of ours sends it to
+// a peer: with its capabilities.
+func (c *client) expectEstablished() *mediation.Capabilities {
+	c.t.Helper()
+	m, err := c.next()
+	if err != nil {
+		c.t.Fatalf("waiting for established: %v", err)
+	}
+	e, ok := m.(mediation.Established)
+	if !ok || e.Caps == nil || e.Caps.P2PCDN != mediation.ExtensionLevel {
+		c.t.Fatalf("got %#v, want established with p2pcdn %d", m, mediation.ExtensionLevel)
+	}
+	return e.Caps
 }
 
 func (c *client) peers(hash string) []string {
@@ -315,7 +331,9 @@ func TestMalformedEventsDroppedThenClosed(t *testing.T) {
 }
 
 func TestFloodIsRateLimited(t *testing.T) {
-	s := &Server{EventRate: 50, EventBurst: 50}
+	// Over its rate, a connection earns a strike a second: three seconds of
+	// flooding close it.
+	s := &Server{EventRate: 50, EventBurst: 50, MaxStrikes: 3}
 	addr := startServer(t, s)
 	good := dial(t, addr)
 	flood := dial(t, addr)
@@ -345,7 +363,7 @@ flood:
 		t.Fatal("flood was never cut off")
 	}
 	b := dial(t, addr)
-	b.handshake(idB) // the flooder's id was released
+	b.handshake(idC)
 	if got := b.peers(hash1); len(got) != 1 || got[0] != idA {
 		t.Fatalf("good client disturbed: %v", got)
 	}
@@ -372,7 +390,7 @@ func TestOversizedPayloadClosesOnlyThatConnection(t *testing.T) {
 	for _, step := range []struct{ send, want string }{
 		{"", "0{"},
 		{"40", "40{"},
-		{`42["handshake","` + idB + `",0]`, `42["established",{"p2pcdn":1}]`},
+		{`42["handshake","` + idB + `",0]`, `42["established",{"p2pcdn":1,"batch":1000}]`},
 	} {
 		if step.send != "" {
 			if err := ws.WriteMessage(websocket.TextMessage, []byte(step.send)); err != nil {
@@ -616,7 +634,7 @@ func TestRawArgumentShapes(t *testing.T) {
 	addr := startServer(t, &Server{})
 	a := dial(t, addr)
 	a.emit("handshake", json.RawMessage(`"`+idA+`"`), json.RawMessage(`0`))
-	a.expect(peerEstablished)
+	a.expectEstablished()
 	a.emit("get_peers", json.RawMessage(`[]`))
 	a.emit("get_peers")
 	if got := a.peers(hash1); len(got) != 0 {

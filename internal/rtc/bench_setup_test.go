@@ -2,11 +2,15 @@ package rtc
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcdn/p2pcdn/internal/testing/simnet"
 )
 
 // Connection setup: from creating the offer until the data channel is open on both sides, with
@@ -21,6 +25,8 @@ type setupScenario struct {
 	name string
 	// peers returns the two transports (ours) and the networks plus servers for the pion baseline.
 	ours func(b *testing.B) (*Transport, *Transport)
+	// lab, for NAT scenarios, returns our transports with cfg.
+	lab  func(b *testing.B, cfg Config) (*Transport, *Transport)
 	pion func(b *testing.B) (api1, api2 *webrtc.API, servers []webrtc.ICEServer)
 }
 
@@ -38,15 +44,18 @@ func setupScenarios() []setupScenario {
 			},
 		}
 	}
-	lab := func(ka, kb natKind, servers []webrtc.ICEServer, what string) setupScenario {
+	lab := func(ka, kb simnet.Kind, servers []webrtc.ICEServer, what string) setupScenario {
 		return setupScenario{
 			name: "nat-" + ka.String() + "-" + kb.String() + "-" + what,
 			ours: func(b *testing.B) (*Transport, *Transport) {
-				return newVLab(b, ka, kb).transports(b, servers, Config{})
+				return labTransports(b, ka, kb, servers, Config{})
+			},
+			lab: func(b *testing.B, cfg Config) (*Transport, *Transport) {
+				return labTransports(b, ka, kb, servers, cfg)
 			},
 			pion: func(b *testing.B) (*webrtc.API, *webrtc.API, []webrtc.ICEServer) {
-				l := newVLab(b, ka, kb)
-				return vnetPionAPI(l.a), vnetPionAPI(l.b), servers
+				l := simnet.New(b, ka, kb)
+				return vnetPionAPI(l.A), vnetPionAPI(l.B), servers
 			},
 		}
 	}
@@ -57,9 +66,9 @@ func setupScenarios() []setupScenario {
 		loop("none", none),
 		loop("stun", stun),
 		loop("turn", turn),
-		lab(public, cone, nil, "none"),
-		lab(cone, cone, stun(labServer), "stun"),
-		lab(symmetric, symmetric, turn(labServer), "turn"),
+		lab(simnet.Public, simnet.Cone, nil, "none"),
+		lab(simnet.Cone, simnet.Cone, []webrtc.ICEServer{simnet.STUN()}, "stun"),
+		lab(simnet.Symmetric, simnet.Symmetric, []webrtc.ICEServer{simnet.TURN()}, "turn"),
 	}
 }
 
@@ -145,4 +154,44 @@ func rawSetup(b *testing.B, api1, api2 *webrtc.API, servers []webrtc.ICEServer) 
 		}
 	}
 	return p1, p2
+}
+
+// BenchmarkSetupVariant measures pion's ICE knobs one at a time on our Transport, in the NAT
+// scenarios where they matter.
+func BenchmarkSetupVariant(b *testing.B) {
+	waits := func(host, srflx, prflx, relay time.Duration) func(*webrtc.SettingEngine) {
+		return func(se *webrtc.SettingEngine) {
+			se.SetHostAcceptanceMinWait(host)
+			se.SetSrflxAcceptanceMinWait(srflx)
+			se.SetPrflxAcceptanceMinWait(prflx)
+			se.SetRelayAcceptanceMinWait(relay)
+		}
+	}
+	variants := []struct {
+		name string
+		tune func(*webrtc.SettingEngine)
+	}{
+		{"pionWaits", waits(0, 500*time.Millisecond, time.Second, 2*time.Second)},
+		{"noWaits", waits(0, 0, 0, 0)},
+		{"relay100ms", waits(0, 0, 0, 100*time.Millisecond)},
+		{"relay300ms", waits(0, 0, 0, 300*time.Millisecond)},
+	}
+	for _, sc := range setupScenarios() {
+		if !strings.HasPrefix(sc.name, "nat-") {
+			continue
+		}
+		for _, v := range variants {
+			b.Run(sc.name+"/"+v.name, func(b *testing.B) {
+				x, y := sc.lab(b, Config{tune: v.tune})
+				b.ResetTimer()
+				for range b.N {
+					ca, cb := connect(b, x, y, nil)
+					b.StopTimer()
+					_ = ca.Close()
+					_ = cb.Close()
+					b.StartTimer()
+				}
+			})
+		}
+	}
 }

@@ -3,6 +3,7 @@ package rtc
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -54,9 +55,16 @@ type Config struct {
 	// ICEServers: servers learned at run time, such as a mediator's TURN relay whose credentials expire.
 	// It must be safe for concurrent use and should return quickly (it is called while connecting).
 	ExtraICEServers func() []webrtc.ICEServer
+	// ICETCPListener, if set, accepts ICE over TCP (RFC 6544 passive candidates on its port), so that
+	// peers whose network drops UDP can reach this one directly. The Transport owns it from New on and
+	// closes it on Close.
+	ICETCPListener net.Listener
 	// Loopback restricts ICE to UDP4 on loopback addresses: only loopback local candidates, remote
 	// candidates other than loopback dropped, mDNS off. For tests and single-host use.
 	Loopback bool
+	// Net, if set, replaces the operating system's network (tests: a simulated internet on pion's
+	// vnet, see internal/testing/simnet). mDNS is then off.
+	Net transport.Net
 	// Logger receives connection logs; nil means slog.Default().
 	Logger *slog.Logger
 
@@ -79,8 +87,6 @@ type Config struct {
 	// SCTPRTOMax caps SCTP's retransmission timeout backoff; 0 means DefaultSCTPRTOMax.
 	SCTPRTOMax time.Duration
 
-	// net replaces the operating system's network (tests: pion's simulated vnet).
-	net transport.Net
 	// tune, if set, adjusts pion's settings after ours (benchmarks compare variants with it).
 	tune func(*webrtc.SettingEngine)
 }

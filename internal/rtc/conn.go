@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/datachannel"
@@ -15,32 +15,37 @@ import (
 
 // Conn is an open data channel used as a byte stream. Read returns the bytes of however many messages;
 // Write splits into messages of at most 64 KiB and blocks while too much is queued for sending, until
-// Close. Close tears down the channel and the peer connection.
+// Close or until the peer connection ends. Close tears down the channel, and the peer connection too
+// when the Conn came from Dial or Accept.
 type Conn interface {
 	io.ReadWriteCloser
 	// RemoteAddr is the selected remote candidate's address, for logs.
 	RemoteAddr() string
+	// Label is the data channel's label.
+	Label() string
 }
 
 // ErrMessageTooLarge is returned by Read when the peer sent a message larger than we advertised.
 var ErrMessageTooLarge = errors.New("rtc: data-channel message larger than the advertised max-message-size")
 
 type conn struct {
-	t      *Transport
+	p      *Peer
+	owner  bool // Close closes p too (Dial and Accept)
 	pc     *webrtc.PeerConnection
 	dc     *webrtc.DataChannel // for buffered-amount flow control
 	rwc    datachannel.ReadWriteCloserDeadliner
 	remote string
+	label  string
 
 	maxMsg, chunk int
 	low           chan struct{} // signalled when the buffered amount falls below half the window
 	closed        chan struct{}
 	closeOnce     sync.Once
-	closeErr      error
 
 	rmu        sync.Mutex
 	rbuf       []byte // allocated on first use for reads smaller than a message
 	rpos, rend int
+	eof        atomic.Bool // the remote closed the channel
 
 	wmu    sync.Mutex
 	minWin int // window bounds, see Config.MinWindow
@@ -51,10 +56,10 @@ type conn struct {
 	window int           // current send window; its half is the low threshold
 }
 
-func newConn(t *Transport, pc *webrtc.PeerConnection, dc *webrtc.DataChannel,
-	rwc datachannel.ReadWriteCloserDeadliner, remote string) *conn {
+func newConn(p *Peer, dc *webrtc.DataChannel, rwc datachannel.ReadWriteCloserDeadliner) *conn {
+	t := p.t
 	c := &conn{
-		t: t, pc: pc, dc: dc, rwc: rwc, remote: remote,
+		p: p, pc: p.pc, dc: dc, rwc: rwc, remote: p.RemoteAddr(), label: dc.Label(),
 		maxMsg: t.cfg.MaxMessageSize,
 		chunk:  t.cfg.WriteChunk,
 		low:    make(chan struct{}, 1),
@@ -76,16 +81,37 @@ func newConn(t *Transport, pc *webrtc.PeerConnection, dc *webrtc.DataChannel,
 
 func (c *conn) RemoteAddr() string { return c.remote }
 
+func (c *conn) Label() string { return c.label }
+
 func (c *conn) Read(p []byte) (int, error) {
+	// Once closed, reads end here: a closed channel's remaining input is being drained.
+	select {
+	case <-c.closed:
+		if c.eof.Load() {
+			return 0, io.EOF
+		}
+		return 0, net.ErrClosed
+	default:
+	}
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
+	n, closeAfter, err := c.read(p)
+	c.rmu.Unlock()
+	// Closing drains the channel under rmu (and may close the peer, which waits for that).
+	if closeAfter != nil {
+		closeAfter()
+	}
+	return n, err
+}
+
+// read is Read with rmu held; closeAfter, if set, must run once rmu is released.
+func (c *conn) read(p []byte) (n int, closeAfter func(), err error) {
 	if c.rpos < c.rend {
 		n := copy(p, c.rbuf[c.rpos:c.rend])
 		c.rpos += n
-		return n, nil
+		return n, nil, nil
 	}
 	if len(p) == 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	for {
 		// A message must be read whole, so small reads go through our buffer.
@@ -98,38 +124,41 @@ func (c *conn) Read(p []byte) (int, error) {
 		}
 		n, err := c.rwc.Read(buf)
 		if err != nil {
-			return 0, c.readErr(err)
+			return c.readErr(err)
 		}
 		if n == 0 { // an empty message carries no bytes
 			continue
 		}
 		if len(p) >= c.maxMsg {
 			if n > c.maxMsg { // what a small read buffer would have refused
-				_ = c.Close()
-				return 0, fmt.Errorf("%w (%d bytes)", ErrMessageTooLarge, c.maxMsg)
+				return 0, c.closeQuietly, fmt.Errorf("%w (%d bytes)", ErrMessageTooLarge, c.maxMsg)
 			}
-			return n, nil
+			return n, nil, nil
 		}
 		m := copy(p, c.rbuf[:n])
 		c.rpos, c.rend = m, n
-		return m, nil
+		return m, nil, nil
 	}
 }
 
-func (c *conn) readErr(err error) error {
+func (c *conn) closeQuietly() { _ = c.Close() }
+
+func (c *conn) readErr(err error) (int, func(), error) {
 	select {
 	case <-c.closed:
-		return net.ErrClosed
+		return 0, nil, net.ErrClosed
 	default:
 	}
 	if errors.Is(err, io.ErrShortBuffer) {
-		_ = c.Close()
-		return fmt.Errorf("%w (%d bytes)", ErrMessageTooLarge, c.maxMsg)
+		return 0, c.closeQuietly, fmt.Errorf("%w (%d bytes)", ErrMessageTooLarge, c.maxMsg)
 	}
 	if errors.Is(err, io.EOF) {
-		return io.EOF
+		// The remote closed the channel. Close our direction too (RFC 8831 section 6.7), which also
+		// ends a Write waiting for a window that will never open.
+		c.eof.Store(true)
+		return 0, c.closeChannel, io.EOF
 	}
-	return fmt.Errorf("rtc read from %s: %w", c.remote, err)
+	return 0, nil, fmt.Errorf("rtc read from %s: %w", c.remote, err)
 }
 
 func (c *conn) Write(p []byte) (int, error) {
@@ -168,6 +197,12 @@ func (c *conn) waitWritable(n int) error {
 		case <-c.low:
 		case <-c.closed:
 			return net.ErrClosed
+		case <-c.p.done:
+			// The association is gone (the remote aborted or closed, or ICE failed): the buffered
+			// amount will never fall.
+			err := c.p.err()
+			_ = c.Close()
+			return fmt.Errorf("rtc write to %s: %w", c.remote, err)
 		}
 	}
 	select {
@@ -212,16 +247,58 @@ func (c *conn) windowFor(rtt time.Duration) int {
 }
 
 func (c *conn) Close() error {
+	c.closeChannel()
+	if c.owner {
+		return c.p.Close()
+	}
+	return nil
+}
+
+// closeChannel closes the channel alone.
+func (c *conn) closeChannel() {
 	c.closeOnce.Do(func() {
 		close(c.closed)
-		// Wake a Read blocked in SCTP; closing the association below ends it for good.
+		// Wake a Read blocked in SCTP, and reset our outgoing stream.
 		_ = c.rwc.SetReadDeadline(time.Unix(1, 0))
 		_ = c.rwc.Close()
-		c.closeErr = c.pc.GracefulClose()
-		if errors.Is(c.closeErr, os.ErrDeadlineExceeded) {
-			c.closeErr = nil
-		}
-		c.t.forget(c)
+		c.p.forget(c)
+		c.p.drain(c)
 	})
-	return c.closeErr
+}
+
+// Draining a closed channel's input (see Peer.drain) stops after this long or this many bytes.
+const (
+	drainTimeout = 10 * time.Second
+	drainMax     = 16 << 20
+)
+
+// drain reads and discards what arrives on the closed channel c until the remote's stream reset
+// completes. SCTP resets the remote's direction only once everything it sent has been received, and
+// until then its unread bytes count against the whole association's receive window: left undrained, a
+// channel closed while the remote was writing could stall every other channel on the connection.
+func (p *Peer) drain(c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed { // the association is closing: nothing to drain, and Close may be waiting already
+		return
+	}
+	p.wg.Go(func() {
+		c.rmu.Lock()
+		defer c.rmu.Unlock()
+		if c.eof.Load() {
+			return
+		}
+		_ = c.rwc.SetReadDeadline(time.Now().Add(drainTimeout))
+		buf := c.rbuf
+		if buf == nil {
+			buf = make([]byte, c.maxMsg)
+		}
+		for total := 0; total < drainMax; {
+			n, err := c.rwc.Read(buf)
+			if err != nil {
+				return
+			}
+			total += n
+		}
+	})
 }

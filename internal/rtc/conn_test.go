@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,49 +68,84 @@ func TestDialAcceptBothWays(t *testing.T) {
 	}
 }
 
+// TestSDPAdvertisesMaxMessageSize also checks how complete our descriptions are: the offer carries
+// its candidates (the prototype may answer it); the answer to a marked offer of ours goes out at once
+// and its candidates follow as trickle signals; the answer to an unmarked (prototype) offer carries
+// them all.
 func TestSDPAdvertisesMaxMessageSize(t *testing.T) {
-	a := newTestTransport(t, Config{})
-	b := newTestTransport(t, Config{})
-	var offer, answer string
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	toA := make(chan string, 8)
-	done := make(chan error, 1)
-	offers := make(chan string, 1)
-	go func() {
-		o := <-offers
-		c, err := b.Accept(ctx, o, func(ctx context.Context, s string) error {
-			answer = s
-			return chanSend(toA)(ctx, s)
-		}, nil)
-		if err == nil {
-			t.Cleanup(func() { _ = c.Close() })
-		}
-		done <- err
-	}()
-	c, err := a.Dial(ctx, func(ctx context.Context, s string) error { offer = s; offers <- s; return nil }, toA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	for name, s := range map[string]string{"offer": offer, "answer": answer} {
-		sig, err := ParseSignal(s)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if sig.Type != name {
-			t.Errorf("%s signal has type %q", name, sig.Type)
-		}
-		v, err := strconv.Atoi(sdpMaxMessageSize(sig.SDP))
-		if err != nil || v < 262144 {
-			t.Errorf("%s: a=max-message-size %q, want >= 262144", name, sdpMaxMessageSize(sig.SDP))
-		}
-		if !strings.Contains(sig.SDP, "a=candidate:") {
-			t.Errorf("%s carries no candidates: non-trickle SDP must be complete", name)
-		}
+	for _, marked := range []bool{true, false} {
+		t.Run(fmt.Sprintf("marked=%v", marked), func(t *testing.T) {
+			a := newTestTransport(t, Config{})
+			b := newTestTransport(t, Config{})
+			var offer string
+			var sent []string // by b
+			var mu sync.Mutex
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			toA := make(chan string, 64)
+			done := make(chan error, 1)
+			offers := make(chan string, 1)
+			go func() {
+				o := <-offers
+				if !marked {
+					sig, _ := ParseSignal(o)
+					sig.Trickle, sig.P2PCDN = false, 0
+					o = sig.String()
+				}
+				c, err := b.Accept(ctx, o, func(ctx context.Context, s string) error {
+					mu.Lock()
+					sent = append(sent, s)
+					mu.Unlock()
+					return chanSend(toA)(ctx, s)
+				}, nil)
+				if err == nil {
+					t.Cleanup(func() { _ = c.Close() })
+				}
+				done <- err
+			}()
+			c, err := a.Dial(ctx, func(ctx context.Context, s string) error { offer = s; offers <- s; return nil }, toA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for name, s := range map[string]string{"offer": offer, "answer": sent[0]} {
+				sig, err := ParseSignal(s)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				if sig.Type != name || !sig.Trickle || sig.P2PCDN != ExtensionLevel {
+					t.Errorf("%s signal: type %q, trickle %v, p2pcdn %d; want ours, marked", name, sig.Type, sig.Trickle, sig.P2PCDN)
+				}
+				v, err := strconv.Atoi(sdpMaxMessageSize(sig.SDP))
+				if err != nil || v < 262144 {
+					t.Errorf("%s: a=max-message-size %q, want >= 262144", name, sdpMaxMessageSize(sig.SDP))
+				}
+				if name == "answer" && marked {
+					continue
+				}
+				if !strings.Contains(sig.SDP, "a=candidate:") {
+					t.Errorf("%s carries no candidates: it must be complete", name)
+				}
+			}
+			trickled := 0
+			for _, s := range sent[1:] {
+				if sig, err := ParseSignal(s); err != nil || sig.Type != SignalCandidate {
+					t.Errorf("after the answer: %q, %v", s, err)
+				}
+				trickled++
+			}
+			if marked && trickled == 0 && !strings.Contains(sent[0], "a=candidate:") {
+				t.Error("the answer to a marked offer had no candidates, in it or after it")
+			}
+			if !marked && trickled > 0 {
+				t.Errorf("%d candidates trickled to an unmarked (prototype) offer", trickled)
+			}
+		})
 	}
 }
 
@@ -492,5 +529,41 @@ func TestSendWindow(t *testing.T) {
 	}
 	if thr := c.dc.BufferedAmountLowThreshold(); thr != uint64(w/2) {
 		t.Errorf("low threshold %d, want half the window %d", thr, w/2)
+	}
+}
+
+// TestWriteEndsWhenRemoteAborts: a Write blocked on a full send window returns an error once the remote
+// tears the connection down, without a local Close (issue 11: writes stayed blocked until then).
+func TestWriteEndsWhenRemoteAborts(t *testing.T) {
+	for _, how := range []string{"remote closes its connection", "remote transport closes"} {
+		t.Run(how, func(t *testing.T) {
+			a := newTestTransport(t, Config{HighWater: 64 << 10, SCTPReceiveBuffer: 128 << 10})
+			b := newTestTransport(t, Config{SCTPReceiveBuffer: 128 << 10})
+			ca, cb := connect(t, a, b, nil)
+			writeErr := make(chan error, 1)
+			go func() {
+				_, err := ca.Write(make([]byte, 64<<20)) // b never reads: this blocks
+				writeErr <- err
+			}()
+			select {
+			case err := <-writeErr:
+				t.Fatalf("a 64 MiB write to a peer that does not read finished: %v", err)
+			case <-time.After(300 * time.Millisecond): // only gives Write time to block
+			}
+			if how == "remote closes its connection" {
+				_ = cb.Close()
+			} else {
+				_ = b.Close()
+			}
+			select {
+			case err := <-writeErr:
+				if err == nil {
+					t.Fatal("Write returned no error after the remote went away")
+				}
+				t.Logf("Write ended: %v", err)
+			case <-time.After(testTimeout):
+				t.Fatal("Write still blocked after the remote closed the connection")
+			}
+		})
 	}
 }

@@ -8,22 +8,22 @@ import (
 	"github.com/pion/ice/v4"
 )
 
-// loopbackCandidate reports whether an ICE candidate line (with or without the "a=" prefix) is a UDP
-// candidate on an IPv4 loopback address, the only kind loopback mode uses.
+// loopbackCandidate reports whether an ICE candidate line (with or without the "a=" prefix) is a UDP or
+// TCP candidate on an IPv4 loopback address, the only kinds loopback mode uses.
 func loopbackCandidate(line string) bool {
 	line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "a="))
 	c, err := ice.UnmarshalCandidate(line)
 	if err != nil {
 		return false
 	}
-	if c.NetworkType() != ice.NetworkTypeUDP4 {
+	if nt := c.NetworkType(); nt != ice.NetworkTypeUDP4 && nt != ice.NetworkTypeTCP4 {
 		return false
 	}
 	addr, err := netip.ParseAddr(c.Address())
 	return err == nil && addr.Is4() && addr.IsLoopback()
 }
 
-// filterLoopbackSDP drops every candidate line that is not a loopback UDP4 candidate, so that the ICE
+// filterLoopbackSDP drops every candidate line that is not a loopback IPv4 candidate, so that the ICE
 // agent never tries (or leaks traffic to) another address. It keeps the SDP's line endings.
 func filterLoopbackSDP(sdp string) string {
 	var b strings.Builder

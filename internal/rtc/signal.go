@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -25,13 +26,23 @@ const (
 // ErrBadSignal is wrapped by every ParseSignal error.
 var ErrBadSignal = errors.New("bad signal")
 
-// Signal is one simple-peer compatible signalling message: an offer or answer carrying a complete SDP,
-// or a trickle candidate.
+// Signal is one simple-peer compatible signalling message: an offer or answer carrying an SDP, or a
+// trickle candidate. Our offers and answers are marked (docs/extensions.md): Trickle says the sender
+// takes trickled candidates and trickles toward marked peers, P2PCDN the extension level it speaks (1:
+// more data channels may be opened on the connection). simple-peer ignores both fields.
 type Signal struct {
 	Type      string                   `json:"type,omitempty"`
 	SDP       string                   `json:"sdp,omitempty"`
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Trickle   bool                     `json:"trickle,omitempty"`
+	P2PCDN    int                      `json:"p2pcdn,omitempty"`
 }
+
+// ExtensionLevel is the level of docs/extensions.md our signals carry in "p2pcdn".
+const ExtensionLevel = 1
+
+// Ours reports whether the signal came from a peer of ours (either mark is set).
+func (s Signal) Ours() bool { return s.Trickle || s.P2PCDN >= 1 }
 
 // String encodes s as the JSON text carried in a mediation signal event.
 func (s Signal) String() string {
@@ -57,6 +68,8 @@ func ParseSignal(s string) (Signal, error) {
 		Candidate          json.RawMessage `json:"candidate"`
 		Renegotiate        json.RawMessage `json:"renegotiate"`
 		TransceiverRequest json.RawMessage `json:"transceiverRequest"`
+		Trickle            json.RawMessage `json:"trickle"`
+		P2PCDN             json.RawMessage `json:"p2pcdn"`
 	}
 	trimmed := bytes.TrimSpace([]byte(s))
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -71,6 +84,12 @@ func ParseSignal(s string) (Signal, error) {
 	}
 	if raw.SDP != nil {
 		sig.SDP = *raw.SDP
+	}
+	// Marks of another type than ours are ignored rather than refused: they only enable extensions.
+	sig.Trickle = bytes.Equal(raw.Trickle, []byte("true"))
+	var level float64
+	if json.Unmarshal(raw.P2PCDN, &level) == nil && level >= 1 && level <= 1<<16 {
+		sig.P2PCDN = int(level)
 	}
 	hasCandidate := len(raw.Candidate) > 0 && !bytes.Equal(raw.Candidate, []byte("null"))
 	switch {
@@ -100,4 +119,18 @@ func ParseSignal(s string) (Signal, error) {
 		sig.SDP = ""
 	}
 	return sig, nil
+}
+
+// FirstCandidateAddress returns the address of the first candidate line of an SDP, "" if it has none.
+// It says roughly where an offer comes from; only ICE proves it.
+func FirstCandidateAddress(sdp string) string {
+	for line := range strings.Lines(sdp) {
+		if c, ok := strings.CutPrefix(strings.TrimSpace(line), "a=candidate:"); ok {
+			// foundation component transport priority address port "typ" type ...
+			if f := strings.Fields(c); len(f) >= 6 {
+				return strings.ToLower(f[4])
+			}
+		}
+	}
+	return ""
 }

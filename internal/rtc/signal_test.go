@@ -64,10 +64,13 @@ func TestFilterLoopbackSDP(t *testing.T) {
 		"a=candidate:3 1 udp 2122260223 abcd.local 40002 typ host\r\n" +
 		"a=candidate:4 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active\r\n" +
 		"a=candidate:5 1 udp 2122260223 ::1 40003 typ host\r\n" +
+		"a=candidate:6 1 tcp 1518280447 192.168.1.5 9 typ host tcptype active\r\n" +
 		"a=candidate:garbage\r\n" +
 		"a=end-of-candidates\r\n"
+	// ICE-TCP on loopback is kept (a seeder's --ice-tcp-listen), other addresses are not.
 	want := "v=0\r\n" +
 		"a=candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host\r\n" +
+		"a=candidate:4 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active\r\n" +
 		"a=end-of-candidates\r\n"
 	if got := filterLoopbackSDP(sdp); got != want {
 		t.Errorf("filterLoopbackSDP:\n%q\nwant\n%q", got, want)
@@ -119,4 +122,47 @@ func FuzzFilterLoopbackSDP(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSignalMarks(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		trickle bool
+		level   int
+	}{
+		{`{"type":"offer","sdp":"x","trickle":true,"p2pcdn":1}`, true, 1},
+		{`{"type":"offer","sdp":"x","trickle":true}`, true, 0},
+		{`{"type":"answer","sdp":"x","p2pcdn":2}`, false, 2},
+		{`{"type":"offer","sdp":"x"}`, false, 0},
+		// Marks of the wrong type or range only leave the extension off.
+		{`{"type":"offer","sdp":"x","trickle":"yes","p2pcdn":"1"}`, false, 0},
+		{`{"type":"offer","sdp":"x","trickle":1,"p2pcdn":0.5}`, false, 0},
+		{`{"type":"offer","sdp":"x","p2pcdn":1e300}`, false, 0},
+	} {
+		sig, err := ParseSignal(tc.in)
+		if err != nil {
+			t.Errorf("ParseSignal(%s): %v", tc.in, err)
+			continue
+		}
+		if sig.Trickle != tc.trickle || sig.P2PCDN != tc.level || sig.Ours() != (tc.trickle || tc.level > 0) {
+			t.Errorf("ParseSignal(%s): trickle %v, level %d", tc.in, sig.Trickle, sig.P2PCDN)
+		}
+	}
+	s := Signal{Type: "offer", SDP: "x", Trickle: true, P2PCDN: ExtensionLevel}.String()
+	if want := `{"type":"offer","sdp":"x","trickle":true,"p2pcdn":1}`; s != want {
+		t.Errorf("encoding %s, want %s", s, want)
+	}
+}
+
+func TestFirstCandidateAddress(t *testing.T) {
+	for sdp, want := range map[string]string{
+		"v=0\r\na=candidate:1 1 udp 2122260223 192.0.2.7 5000 typ host\r\na=candidate:2 1 udp 1 10.0.0.1 1 typ host\r\n": "192.0.2.7",
+		"a=candidate:1 1 UDP 1 ABCD-1234.local 9 typ host\n":                                                             "abcd-1234.local",
+		"v=0\r\na=candidate:short\r\n": "",
+		"v=0\r\n":                      "",
+	} {
+		if got := FirstCandidateAddress(sdp); got != want {
+			t.Errorf("FirstCandidateAddress(%q) = %q, want %q", sdp, got, want)
+		}
+	}
 }

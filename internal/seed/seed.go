@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -38,6 +39,10 @@ type Config struct {
 	Warn      func(path string, err error) // files skipped
 	// Ready is called once every file is announced, with the files served.
 	Ready func(files []scan.Entry)
+	// Notice, if set, gets a line for the user about each failed attempt
+	// to connect a peer, at most one per ReportEvery (the others counted in
+	// the next line).
+	Notice func(msg string)
 }
 
 // finishTimeout bounds the goodbye to the mediator once seeding ends.
@@ -82,15 +87,20 @@ func Run(ctx context.Context, cfg Config) error {
 		defer tr.Close()
 	}
 
+	// One Host for every file: a peer of ours fetching several gets them
+	// over one connection.
+	host := peering.NewHost(ctx, peering.HostConfig{Client: client, Transport: tr, Logger: log})
+	defer host.Close()
 	var served []*file
 	defer func() {
 		for _, f := range served {
 			f.close()
 		}
 	}()
+	report := &failureReport{notice: cfg.Notice}
 	hashes := make([]string, 0, len(entries))
 	for _, e := range entries {
-		f, err := open(ctx, e, client, tr, log)
+		f, err := open(e, client, host, log, report)
 		if err != nil {
 			return err
 		}
@@ -123,7 +133,8 @@ type file struct {
 	link    *peering.Link
 }
 
-func open(ctx context.Context, e scan.Entry, client *mediatorclient.Client, tr *rtc.Transport, log *slog.Logger) (*file, error) {
+func open(e scan.Entry, client *mediatorclient.Client, host *peering.Host, log *slog.Logger,
+	report *failureReport) (*file, error) {
 	sf, err := store.OpenSeedSince(e.Path, e.Info, e.Stat.ModTime())
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", e.Path, err)
@@ -149,8 +160,10 @@ func open(ctx context.Context, e scan.Entry, client *mediatorclient.Client, tr *
 		sf.Close()
 		return nil, fmt.Errorf("serve %s: %w", e.Path, err)
 	}
-	link := peering.Join(ctx, peering.Config{
-		Hash: e.Info.FullHash, Client: client, Transport: tr, Torrent: t, Logger: log,
+	name := content.SafeName(e.Info.FileName)
+	link := host.Join(peering.LinkConfig{
+		Hash: e.Info.FullHash, Torrent: t,
+		OnFailure: func(f peering.Failure) { report.failed(name, f) },
 	})
 	return &file{hash: e.Info.FullHash, store: sf, torrent: t, link: link}, nil
 }
@@ -189,4 +202,57 @@ func withMediatorICE(cfg rtc.Config, client *mediatorclient.Client) rtc.Config {
 		return append(own(), client.ICEServers()...)
 	}
 	return cfg
+}
+
+// ReportEvery is the least time between two lines about failed connection
+// attempts.
+const ReportEvery = 10 * time.Second
+
+// failureReport words peering's failed attempts for the user, rate-limited.
+type failureReport struct {
+	notice func(string)
+	now    func() time.Time // time.Now; tests set it
+
+	mu   sync.Mutex
+	last time.Time
+	held int // failures since the last line
+}
+
+func (r *failureReport) failed(file string, f peering.Failure) {
+	if r.notice == nil {
+		return
+	}
+	now := time.Now
+	if r.now != nil {
+		now = r.now
+	}
+	r.mu.Lock()
+	t := now()
+	if !r.last.IsZero() && t.Sub(r.last) < ReportEvery {
+		r.held++
+		r.mu.Unlock()
+		return
+	}
+	held := r.held
+	r.held, r.last = 0, t
+	r.mu.Unlock()
+
+	who := "a downloader"
+	if f.Initiator {
+		who = "a peer"
+	}
+	msg := fmt.Sprintf("could not connect to %s of %s (peer %.8s): ", who, file, f.Peer)
+	var ie *rtc.ICEError
+	if errors.As(f.Err, &ie) {
+		msg += ie.Error()
+		if h := ie.Hint(); h != "" {
+			msg += "; " + h
+		}
+	} else {
+		msg += f.Err.Error()
+	}
+	if held > 0 {
+		msg += fmt.Sprintf(" (%d more failed attempt(s) since the last such line)", held)
+	}
+	r.notice(msg)
 }

@@ -30,7 +30,8 @@ const waitTimeout = 60 * time.Second
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// finishes reads how many finish events the mediator has received.
+// finishes reads how many hashes the mediator has received finish events
+// for (finish or finish_many).
 func finishes(t *testing.T, addr string) int {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -39,7 +40,7 @@ func finishes(t *testing.T, addr string) int {
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
-	const key = `p2pcdn_mediator_events_received_total{event="finish"} `
+	const key = `p2pcdn_mediator_hashes_received_total{event="finish"} `
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), key); ok {
 			var n int
@@ -316,7 +317,7 @@ func TestSeedAnnounceReadyFinish(t *testing.T) {
 	deadline := time.Now().Add(waitTimeout)
 	for finishes(t, addr)-before < len(files) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the mediator got %d finish events, want %d", finishes(t, addr)-before, len(files))
+			t.Fatalf("the mediator got finish for %d hashes, want %d", finishes(t, addr)-before, len(files))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,6 +23,8 @@ type DialOptions struct {
 	MaxPayload       int           // largest frame accepted from the server, default 1_000_000
 	MaxPending       int           // queued outbound packets, default 256
 	Logger           *slog.Logger
+	// NetDialContext, if set, opens the TCP connection (e.g. from a chosen local address).
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Dial opens a client connection over the WebSocket transport (EIO=4&transport=websocket), connects the
@@ -57,6 +60,7 @@ func Dial(ctx context.Context, rawURL string, opt *DialOptions) (*Conn, error) {
 		ReadBufferSize:   1024,
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{},
+		NetDialContext:   o.NetDialContext,
 	}
 	ws, resp, err := d.DialContext(ctx, u, o.Header)
 	if err != nil {

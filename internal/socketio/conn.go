@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -31,8 +32,13 @@ var (
 	// ErrInboundOverflow is the reason a connection was closed because the other side sent more events
 	// than the application read.
 	ErrInboundOverflow = errors.New("socketio: too many unread events")
-	errRemoteClosed    = errors.New("socketio: closed by the other side")
-	errShutdown        = errors.New("socketio: server shutting down")
+	// ErrQueueFull is returned by TryEmit when the event was dropped to keep the connection's queue bounded.
+	ErrQueueFull = errors.New("socketio: outbound queue too full, event dropped")
+	// ErrConnectTimeout is the reason a connection was closed because its client did not connect the
+	// namespace (or, polling, did not poll) in time.
+	ErrConnectTimeout = errors.New("socketio: client did not connect in time")
+	errRemoteClosed   = errors.New("socketio: closed by the other side")
+	errShutdown       = errors.New("socketio: server shutting down")
 )
 
 const (
@@ -46,6 +52,9 @@ const (
 	// far smaller, signals with SDP a few KiB. Buffers grown past maxPooledReadBuf are not kept.
 	readBufSize      = 4096
 	maxPooledReadBuf = 64 << 10
+	// maxPingData bounds the payload of a ping we answer: the pong echoes it, and Engine.IO only ever
+	// sends "probe". A larger one is a protocol error rather than memory for the other side to fill.
+	maxPingData = 64
 )
 
 // Conn is one Socket.IO connection, server side or client side (same type for both). It is safe for
@@ -55,8 +64,10 @@ const (
 type Conn struct {
 	id     string
 	remote string
-	host   string  // server side: the Host the client's opening request named
-	srv    *Server // nil on the client side
+	client netip.Addr // the client's address (server side; behind trusted proxies, the forwarded one)
+	opened time.Time  // when the transport opened (server side)
+	host   string     // server side: the Host the client's opening request named
+	srv    *Server    // nil on the client side
 	log    *slog.Logger
 
 	maxPayload      int
@@ -79,12 +90,14 @@ type Conn struct {
 	queueBytes int
 	inbox      []Event // received events not yet read, bounded like queue
 	inboxBytes int
-	writing    bool // a websocket writer goroutine is draining queue
-	polling    bool // a GET long-poll is in progress
-	posting    bool // a POST is in progress
-	probing    bool // a websocket upgrade probe succeeded; polling answers noop until "5"
-	connected  bool // namespace "/" connected ("40")
-	discard    bool // no handler: events are dropped
+	writing    bool        // a websocket writer goroutine is draining queue
+	polling    bool        // a GET long-poll is in progress
+	posting    bool        // a POST is in progress
+	probing    bool        // a websocket upgrade probe succeeded; polling answers noop until "5"
+	connected  bool        // namespace "/" connected ("40")
+	discard    bool        // no handler: events are dropped
+	polled     bool        // a polling session has seen a request after its handshake (or an upgrade)
+	openTimer  *time.Timer // server: closes the connection if the client does not connect (or poll) in time
 	timer      *time.Timer
 	sess       Session    // set by Server.Accept; events go to it instead of inbox
 	handled    chan error // websocket with Server.Accept: a worker's result for the reader (see workers)
@@ -106,8 +119,16 @@ func newConn(id, remote string, log *slog.Logger) *Conn {
 // ID is the Engine.IO session id (server side: the one we assigned; client side: the one we were given).
 func (c *Conn) ID() string { return c.id }
 
-// RemoteAddr is the other side's network address.
+// RemoteAddr is the other side's network address (server side: the TCP peer, a proxy if there is one).
 func (c *Conn) RemoteAddr() string { return c.remote }
+
+// ClientAddr is the address of the client on the server side: the TCP peer's, or the one a trusted proxy
+// reported (Server.ClientAddr). The zero Addr on the client side.
+func (c *Conn) ClientAddr() netip.Addr { return c.client }
+
+// Opened is when the transport opened (server side): limits that start at the connection start there, not
+// at the namespace connect.
+func (c *Conn) Opened() time.Time { return c.opened }
 
 // Host is, on the server side, the HTTP Host (host or host:port) the client
 // named in its opening request: how it reached us, e.g. through a proxy. It is
@@ -137,6 +158,43 @@ func (c *Conn) Err() error {
 // Emit queues 42["name",args...] without blocking. If the queue is full the connection is closed as a slow
 // consumer. After close it returns ErrClosed.
 func (c *Conn) Emit(name string, args ...any) error {
+	pkt, err := c.encode(name, args)
+	if err != nil {
+		return err
+	}
+	return c.enqueue(pkt, true)
+}
+
+// TryEmit queues 42["name",args...] like Emit, but when the queue is more than half full (by packets or
+// bytes) it drops the event and returns ErrQueueFull instead of closing the connection. It suits events
+// other clients cause, such as relayed signals: a flood of them must not cost the receiver its connection,
+// and the half left keeps room for the connection's own answers.
+func (c *Conn) TryEmit(name string, args ...any) error {
+	pkt, err := c.encode(name, args)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if 2*(len(c.queue)+1) > c.maxPending || 2*(c.queueBytes+len(pkt)) > c.maxPendingBytes {
+		c.mu.Unlock()
+		if c.srv != nil {
+			c.srv.recyclePacket(pkt)
+		}
+		return ErrQueueFull
+	}
+	c.queue = append(c.queue, pkt)
+	c.queueBytes += len(pkt)
+	c.kickLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+// encode turns an event into its packet, within the connection's payload limit.
+func (c *Conn) encode(name string, args []any) ([]byte, error) {
 	var pkt []byte
 	if c.srv != nil {
 		pkt, _ = appendEventFast(c.srv.packetBuf(), name, args)
@@ -144,13 +202,13 @@ func (c *Conn) Emit(name string, args ...any) error {
 	if len(pkt) == 0 {
 		var err error
 		if pkt, err = encodeEvent(name, args); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if len(pkt) > c.maxPayload {
-		return fmt.Errorf("socketio: event %q is %d bytes, more than the connection's limit of %d", name, len(pkt), c.maxPayload)
+		return nil, fmt.Errorf("socketio: event %q is %d bytes, more than the connection's limit of %d", name, len(pkt), c.maxPayload)
 	}
-	return c.enqueue(pkt, true)
+	return pkt, nil
 }
 
 // ReadEvent returns the next event. Events that arrived before the connection closed are still returned;
@@ -209,8 +267,8 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// enqueue appends one encoded packet. limited packets (events) count against the queue bounds; control
-// packets (ping, pong, connect) do not, as at most a few of them are ever pending.
+// enqueue appends one encoded packet. limited packets (events, pongs) count against the queue bounds;
+// the server's own control packets (ping, connect) do not, as at most a few of them are ever pending.
 func (c *Conn) enqueue(pkt []byte, limited bool) error {
 	c.mu.Lock()
 	if c.closed {
@@ -312,6 +370,9 @@ func (c *Conn) closeWith(reason error, graceful bool) {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	if c.openTimer != nil {
+		c.openTimer.Stop()
+	}
 	if c.transport == transportWebsocket && c.ws != nil && !c.writing {
 		c.writing = true
 		go c.writeLoop(c.ws)
@@ -326,7 +387,7 @@ func (c *Conn) closeWith(reason error, graceful bool) {
 		go c.endSession()
 	}
 	if c.srv != nil {
-		c.srv.connClosed(c)
+		c.srv.connClosed(c, reason)
 	}
 	if !errors.Is(reason, ErrClosed) && !errors.Is(reason, errRemoteClosed) && !errors.Is(reason, errShutdown) {
 		c.log.Debug("socket.io connection closed", "sid", c.id, "remote", c.remote, "reason", reason)
@@ -358,10 +419,14 @@ func (c *Conn) handlePacket(p EnginePacket) error {
 		c.closeWith(errRemoteClosed, false)
 		return nil
 	case enginePing:
+		if len(p.Data) > maxPingData {
+			return fmt.Errorf("ping with %d bytes of data, more than the %d allowed", len(p.Data), maxPingData)
+		}
 		if c.srv == nil {
 			c.resetWatchdog()
 		}
-		return c.enqueue(append([]byte{enginePong}, p.Data...), false)
+		// Counted like events: a peer that pings without reading the pongs fills its own queue.
+		return c.enqueue(append([]byte{enginePong}, p.Data...), true)
 	case enginePong:
 		if c.srv != nil {
 			c.pongReceived()
@@ -394,6 +459,9 @@ func (c *Conn) handleSocket(data string) error {
 		c.mu.Lock()
 		already := c.connected
 		c.connected = true
+		if c.openTimer != nil {
+			c.openTimer.Stop()
+		}
 		c.mu.Unlock()
 		if already {
 			return nil
@@ -481,6 +549,40 @@ func (c *Conn) deliver(sp SocketPacket) error {
 	default:
 	}
 	return nil
+}
+
+// startOpenTimer arms the check that the client connects the namespace within the server's ConnectTimeout
+// of the transport's opening (and, polling, polls within UnpolledTimeout); first is when to look first.
+func (c *Conn) startOpenTimer(first time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed && !c.connected {
+		c.openTimer = time.AfterFunc(first, c.openTick)
+	}
+}
+
+func (c *Conn) openTick() {
+	c.mu.Lock()
+	if c.closed || c.connected {
+		c.mu.Unlock()
+		return
+	}
+	age := time.Since(c.opened)
+	var kind string
+	var reason error
+	switch {
+	case c.transport == transportPolling && !c.polled && age >= c.srv.UnpolledTimeout:
+		kind, reason = "unpolled", fmt.Errorf("socketio: polling session never polled within %v: %w", c.srv.UnpolledTimeout, ErrConnectTimeout)
+	case age >= c.srv.ConnectTimeout:
+		kind, reason = "connect_timeout", fmt.Errorf("socketio: namespace not connected within %v: %w", c.srv.ConnectTimeout, ErrConnectTimeout)
+	default:
+		c.openTimer.Reset(c.srv.ConnectTimeout - age)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.srv.reportError(kind)
+	c.closeWith(reason, false)
 }
 
 // startPing arms the server-side heartbeat: a ping every pingInterval, close when no pong within

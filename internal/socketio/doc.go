@@ -9,5 +9,9 @@
 // beyond its websocket reader, whose stack stays small because a few shared workers do the processing.
 //
 // Every connection has bounded queues both ways: an application that emits faster than the peer reads, or a
-// peer that sends faster than the application reads, gets the connection closed rather than growing memory.
+// peer that sends faster than the application reads, gets the connection closed rather than growing memory;
+// TryEmit drops an event instead, for events other clients cause. What an unauthenticated client can hold is
+// bounded too: sessions per client address (MaxSessionsPerClient, behind trusted proxies via ClientAddr), time
+// to connect the namespace counted from the transport's opening (ConnectTimeout), the life of a polling
+// session never polled (UnpolledTimeout), the time a polling body may take, and ping payloads.
 package socketio

@@ -187,7 +187,7 @@ func wsClosed(t testing.TB, ws *websocket.Conn) []string {
 		if err != nil {
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
-				t.Fatalf("server did not close the websocket; got %q", got)
+				t.Fatalf("server did not close the websocket; got %d packets, the first %.200q", len(got), got)
 			}
 			return got
 		}

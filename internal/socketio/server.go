@@ -10,10 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/p2pcdn/p2pcdn/internal/clientip"
 )
 
 // Server serves Engine.IO 4 / Socket.IO 5 (default namespace only, JSON events) at the path it is mounted on,
@@ -36,9 +40,23 @@ type Server struct {
 	MaxPending   int           // queued outbound packets per connection, default 256
 	// MaxPendingBytes bounds the bytes queued per connection, default 2*MaxPayload.
 	MaxPendingBytes int
-	Logger          *slog.Logger
+	// ConnectTimeout closes a connection whose client has not connected the namespace ("40") this long
+	// after the transport opened (the polling handshake or the WebSocket's open packet), so a client that
+	// opens sockets and answers pings but never connects cannot hold them. Default 45s, as socket.io's.
+	ConnectTimeout time.Duration
+	// UnpolledTimeout closes a polling session that has seen no request since its handshake for this long:
+	// real clients poll at once, so such sessions are someone collecting them. Default 10s.
+	UnpolledTimeout time.Duration
+	// ClientAddr returns the address of the client behind a request, for MaxSessionsPerClient and
+	// Conn.ClientAddr; nil means the TCP peer's (behind a reverse proxy see clientip.Proxies).
+	ClientAddr func(r *http.Request) netip.Addr
+	// MaxSessionsPerClient bounds the open sessions (polling or WebSocket) of one client address, IPv6
+	// per /64; handshakes beyond it are refused with HTTP 429. 0 means no limit.
+	MaxSessionsPerClient int
+	Logger               *slog.Logger
 	// OnError, if set, is called with a short kind ("unknown_sid", "bad_request", "payload_too_large",
-	// "protocol", "slow_consumer", "ping_timeout", "binary", "unsupported_packet") for metrics.
+	// "protocol", "slow_consumer", "ping_timeout", "binary", "unsupported_packet", "connect_timeout",
+	// "unpolled", "too_many_sessions", "body_timeout") for metrics.
 	OnError func(kind string)
 
 	once     sync.Once
@@ -46,6 +64,8 @@ type Server struct {
 	work     *workers  // with Accept only
 	readBufs sync.Pool // *[]byte for Conn.readMessage
 	packets  sync.Pool // []byte: outbound packets, reused once written to a websocket
+
+	sessions *clientip.Counter // open sessions per client, nil without a limit
 
 	mu       sync.Mutex
 	conns    map[string]*Conn
@@ -58,6 +78,8 @@ const (
 	defaultPingTimeout  = 20 * time.Second
 	defaultMaxPayload   = 1_000_000
 	defaultMaxPending   = 256
+	defaultConnect      = 45 * time.Second
+	defaultUnpolled     = 10 * time.Second
 	// maxPacketsPerPost bounds how many packets one polling POST may carry.
 	maxPacketsPerPost = 1024
 )
@@ -91,6 +113,13 @@ func (s *Server) init() {
 		if s.MaxPendingBytes <= 0 {
 			s.MaxPendingBytes = 2 * s.MaxPayload
 		}
+		if s.ConnectTimeout <= 0 {
+			s.ConnectTimeout = defaultConnect
+		}
+		if s.UnpolledTimeout <= 0 {
+			s.UnpolledTimeout = defaultUnpolled
+		}
+		s.sessions = clientip.NewCounter(s.MaxSessionsPerClient)
 		if s.Logger == nil {
 			s.Logger = slog.New(slog.DiscardHandler)
 		}
@@ -228,13 +257,14 @@ func (s *Server) startSession(c *Conn) {
 	}
 }
 
-// connClosed forgets a closed connection. A polling session stays reachable briefly so the client's next
-// poll receives the close packet instead of an unknown-sid error.
-func (s *Server) connClosed(c *Conn) {
+// connClosed forgets a closed connection. A polling session whose client polls stays reachable briefly so
+// its next poll receives the close packet instead of an unknown-sid error; one that never polled, or that
+// its client closed, goes at once. Until it goes it counts against its client's sessions.
+func (s *Server) connClosed(c *Conn, reason error) {
 	c.mu.Lock()
-	polling := c.transport == transportPolling
+	linger := c.transport == transportPolling && c.polled && !errors.Is(reason, errRemoteClosed)
 	c.mu.Unlock()
-	if !polling {
+	if !linger {
 		s.remove(c)
 		return
 	}
@@ -243,10 +273,22 @@ func (s *Server) connClosed(c *Conn) {
 
 func (s *Server) remove(c *Conn) {
 	s.mu.Lock()
-	if s.conns[c.id] == c {
+	removed := s.conns[c.id] == c
+	if removed {
 		delete(s.conns, c.id)
 	}
 	s.mu.Unlock()
+	if removed {
+		s.sessions.Release(c.client, 1)
+	}
+}
+
+// clientAddr is the client address of r (ClientAddr, or the TCP peer's).
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
+	if s.ClientAddr != nil {
+		return s.ClientAddr(r)
+	}
+	return clientip.FromAddrString(r.RemoteAddr)
 }
 
 func newSid() string {
@@ -351,9 +393,11 @@ func (s *Server) openPacket(sid string, upgrades []string) []byte {
 	return append([]byte{engineOpen}, b...)
 }
 
-func (s *Server) newConn(r *http.Request, transport string) *Conn {
+func (s *Server) newConn(r *http.Request, transport string, client netip.Addr) *Conn {
 	c := newConn(newSid(), r.RemoteAddr, s.Logger)
 	c.srv = s
+	c.client = client
+	c.opened = time.Now()
 	c.host = r.Host
 	c.transport = transport
 	c.maxPayload = s.MaxPayload
@@ -367,7 +411,8 @@ func (s *Server) newConn(r *http.Request, transport string) *Conn {
 	return c
 }
 
-// register adds c to the session table unless the server is shutting down.
+// register adds c to the session table unless the server is shutting down. The caller holds a session
+// slot of c's client, which remove gives back; on false the caller gives it back.
 func (s *Server) register(c *Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -379,44 +424,58 @@ func (s *Server) register(c *Conn) bool {
 }
 
 func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string) {
+	if transport == transportPolling && r.Method != http.MethodGet {
+		s.fail(w, errCodeBadHandshake, "bad_request")
+		return
+	}
+	client := s.clientAddr(r)
+	if !s.sessions.Acquire(client, 1) {
+		s.reportError("too_many_sessions")
+		s.Logger.Debug("too many sessions from one client, refusing", "client", client, "limit", s.sessions.Limit())
+		writeEngineError(w, http.StatusTooManyRequests, errCodeForbidden)
+		return
+	}
 	if transport == transportPolling {
-		if r.Method != http.MethodGet {
-			s.fail(w, errCodeBadHandshake, "bad_request")
-			return
-		}
-		c := s.newConn(r, transportPolling)
+		c := s.newConn(r, transportPolling, client)
 		if !s.register(c) {
+			s.sessions.Release(client, 1)
 			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 			return
 		}
 		c.startPing()
+		c.startOpenTimer(min(s.UnpolledTimeout, s.ConnectTimeout))
 		writePollResponse(w, s.openPacket(c.id, []string{transportWebsocket}))
 		return
 	}
 	if !s.track() {
+		s.sessions.Release(client, 1)
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.sessions.Release(client, 1)
 		s.wg.Done()
 		return // the upgrader already answered
 	}
 	ws.SetReadLimit(int64(s.MaxPayload))
-	c := s.newConn(r, transportWebsocket)
+	c := s.newConn(r, transportWebsocket, client)
 	_ = ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := ws.WriteMessage(websocket.TextMessage, s.openPacket(c.id, []string{})); err != nil {
 		_ = ws.Close()
+		s.sessions.Release(client, 1)
 		s.wg.Done()
 		return
 	}
 	c.ws = ws
 	if !s.register(c) {
 		_ = ws.Close()
+		s.sessions.Release(client, 1)
 		s.wg.Done()
 		return
 	}
 	c.startPing()
+	c.startOpenTimer(s.ConnectTimeout)
 	s.goReadLoop(c, ws)
 }
 
@@ -459,6 +518,7 @@ func (s *Server) goReadLoop(c *Conn, ws *websocket.Conn) {
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *Conn) {
 	c.mu.Lock()
 	ok := c.transport == transportPolling && !c.probing && !c.closed
+	c.polled = true
 	c.mu.Unlock()
 	if !ok {
 		s.fail(w, errCodeBadRequest, "bad_request")
@@ -626,9 +686,23 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, c *Conn) {
 		return
 	}
 	defer c.leave(&c.posting)
+	// A body trickling in must not outlive its session or hold the connection: it gets a ping cycle, and
+	// none once the session is gone.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.PingTimeout))
+	stop := context.AfterFunc(c.ctx, func() { _ = rc.SetReadDeadline(time.Now()) })
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.MaxPayload)))
+	stop()
 	if err != nil {
+		// The rest of the body is not wanted: close rather than let net/http read it for keep-alive.
+		w.Header().Set("Connection", "close")
 		var tooBig *http.MaxBytesError
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.reportError("body_timeout")
+			c.closeWith(fmt.Errorf("socketio: polling body from %s not received within %v: %w", c.remote, s.PingTimeout, err), false)
+			http.Error(w, "request body too slow", http.StatusRequestTimeout)
+			return
+		}
 		if errors.As(err, &tooBig) {
 			s.reportError("payload_too_large")
 			c.closeWith(fmt.Errorf("socketio: polling body from %s larger than %d bytes", c.remote, s.MaxPayload), false)
@@ -639,6 +713,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, c *Conn) {
 		s.fail(w, errCodeBadRequest, "bad_request")
 		return
 	}
+	_ = rc.SetReadDeadline(time.Time{}) // keep-alive: the next request must not inherit it
 	packets, err := SplitPayload(string(body), maxPacketsPerPost)
 	if err != nil {
 		s.fail(w, errCodeBadRequest, "")
@@ -663,6 +738,7 @@ func (s *Server) enter(w http.ResponseWriter, c *Conn, busy *bool, kind string) 
 	c.mu.Lock()
 	taken := *busy
 	*busy = true
+	c.polled = true
 	c.mu.Unlock()
 	if taken {
 		s.fail(w, errCodeBadRequest, "")

@@ -11,6 +11,9 @@
 //
 //	go test -v -run TestNATMatrix ./internal/e2e/nat
 //
+// Cells run 16 at a time unless -parallel says otherwise; -parallel 1 gives each cell the machine to
+// itself, for figures.
+//
 // A cell that needs a feature this build lacks (seen in `p2pcdn mediator --help` and `get --help`) is
 // skipped, naming it; P2PCDN_NAT_ALL=1 runs it anyway, to see how it fails. It needs root (the lab skips without it, saying why). Set P2PCDN_E2E_BIN to a prebuilt binary to skip
 // the build. The package has no code of its own besides its tests.

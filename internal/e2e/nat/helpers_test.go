@@ -70,9 +70,10 @@ const (
 // features are what this build of p2pcdn offers, read from its --help, so a cell that needs a missing
 // feature can say so instead of failing for it.
 type features struct {
-	turn  bool // mediator --turn: a TURN relay
-	stun  bool // the mediator serves STUN (it has --no-stun to switch it off)
-	exit5 bool // get exits 5 when peers were found but none could be connected
+	turn   bool // mediator --turn: a TURN relay
+	stun   bool // the mediator serves STUN (it has --no-stun to switch it off)
+	exit5  bool // get exits 5 when peers were found but none could be connected
+	iceTCP bool // seed --ice-tcp-listen
 }
 
 func probe(t *testing.T) features {
@@ -84,17 +85,18 @@ func probe(t *testing.T) features {
 		}
 		return string(out)
 	}
-	return parseFeatures(help("mediator"), help("get"))
+	return parseFeatures(help("mediator"), help("get"), help("seed"))
 }
 
 var exit5RE = regexp.MustCompile(`(?i)exit status:[^\n]*[,:] 5 [a-z]`)
 
-// parseFeatures reads features from the --help texts of `mediator` and `get`.
-func parseFeatures(mediatorHelp, getHelp string) features {
+// parseFeatures reads features from the --help texts of `mediator`, `get` and `seed`.
+func parseFeatures(mediatorHelp, getHelp, seedHelp string) features {
 	return features{
-		turn:  strings.Contains(mediatorHelp, "--turn"),
-		stun:  strings.Contains(mediatorHelp, "--no-stun"),
-		exit5: exit5RE.MatchString(getHelp),
+		turn:   strings.Contains(mediatorHelp, "--turn"),
+		stun:   strings.Contains(mediatorHelp, "--no-stun"),
+		exit5:  exit5RE.MatchString(getHelp),
+		iceTCP: strings.Contains(seedHelp, "--ice-tcp-listen"),
 	}
 }
 
@@ -108,6 +110,8 @@ func (f features) missing(need []string) string {
 			return "the mediator's STUN server (`p2pcdn mediator` without --no-stun, issue 10 item 1)"
 		case n == "exit5" && !f.exit5:
 			return "`get` exit code 5 when no peer could be connected (issue 10 item 6)"
+		case n == "icetcp" && !f.iceTCP:
+			return "ICE-TCP on seeders (`seed --ice-tcp-listen`, issue 10 item 3)"
 		}
 	}
 	return ""
@@ -127,14 +131,15 @@ func startMediator(t *testing.T, h *netlab.Host, extra ...string) string {
 
 var seedingRE = regexp.MustCompile(`seeding (\d+) file\(s\)`)
 
-// startSeeder writes fileSize random bytes and seeds them from h; it returns the file's hash and the
+// startSeeder writes fileSize random bytes and seeds them from h (with extra flags); it returns the file's hash and the
 // bytes' SHA-256.
-func startSeeder(t *testing.T, h *netlab.Host, med string) (hash, sum string) {
+func startSeeder(t *testing.T, h *netlab.Host, med string, extra ...string) (hash, sum string) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cell.bin")
 	sum = writeRandom(t, path)
-	p := h.Start(t, "seeder", bin, dir, "seed", "--json", "--no-cache", "--verbose", "--mediator", med, path)
+	args := append([]string{"seed", "--json", "--no-cache", "--verbose", "--mediator", med}, extra...)
+	p := h.Start(t, "seeder", bin, dir, append(args, path)...)
 	n, _ := strconv.Atoi(p.WaitOutput(seedingRE, startTimeout)[1])
 	if n != 1 {
 		t.Fatalf("seeder seeds %d files, want 1", n)

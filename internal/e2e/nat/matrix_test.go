@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -33,6 +34,7 @@ func (e end) String() string { return e.kind + " " + string(e.at) }
 type cell struct {
 	from, to end
 	turn     bool     // the mediator runs with --turn
+	iceTCP   bool     // the (native) seeder also accepts ICE over TCP (seed --ice-tcp-listen)
 	fail     bool     // no path exists: the (native) getter must give up with exit code 5
 	need     []string // features (see features.missing) the cell needs to pass
 }
@@ -42,11 +44,17 @@ func (c cell) String() string {
 	if !c.turn {
 		s += ", no TURN"
 	}
+	if c.iceTCP {
+		s += ", ICE-TCP"
+	}
 	return s
 }
 
 // relayOnly reports whether no direct path can exist, so the bytes must go through the relay.
 func (c cell) relayOnly() bool {
+	if c.iceTCP && (c.from.at == public || c.to.at == public) {
+		return false
+	}
 	if c.from.at == udpBlocked || c.to.at == udpBlocked {
 		return true
 	}
@@ -75,6 +83,7 @@ var matrix = []cell{
 	{from: goAt(public), to: pageAt(udpBlocked), turn: true, need: []string{"turn"}},
 	{from: pageAt(symmetric), to: goAt(cone), turn: true, need: []string{"turn"}},
 	{from: pageAt(cone), to: pageAt(symmetric), turn: true, need: []string{"turn"}},
+	{from: goAt(public), to: pageAt(udpBlocked), iceTCP: true, need: []string{"icetcp"}},
 	{from: goAt(symmetric), to: goAt(symmetric), fail: true, need: []string{"exit5"}},
 	{from: goAt(public), to: goAt(udpBlocked), fail: true, need: []string{"exit5"}},
 	{from: pageAt(symmetric), to: pageAt(symmetric), fail: true},
@@ -132,7 +141,7 @@ func (r *result) path() string {
 func TestNATMatrix(t *testing.T) {
 	netlab.Run(t, func(t *testing.T, lab *netlab.Lab) {
 		feats := probe(t)
-		t.Logf("p2pcdn offers: TURN %v, STUN %v, get exit code 5 %v", feats.turn, feats.stun, feats.exit5)
+		t.Logf("p2pcdn offers: TURN %v, STUN %v, get exit code 5 %v, seed ICE-TCP %v", feats.turn, feats.stun, feats.exit5, feats.iceTCP)
 
 		type setup struct {
 			med           *netlab.Host
@@ -186,8 +195,8 @@ func TestNATMatrix(t *testing.T) {
 				})
 			}
 		})
-		t.Logf("NAT matrix (%d cells in parallel, %v in all; time is the whole `get` process, or a page's fetch call; path from the internet router's counters):\n%s",
-			len(matrix), time.Since(start).Round(100*time.Millisecond), table(results))
+		t.Logf("NAT matrix (%d cells, up to %s at once, %v in all; time is the whole `get` process, or a page's fetch call; path from the internet router's counters):\n%s",
+			len(matrix), flag.Lookup("test.parallel").Value, time.Since(start).Round(100*time.Millisecond), table(results))
 	})
 }
 
@@ -206,7 +215,11 @@ func runCell(t *testing.T, feats features, c cell, medHost *netlab.Host, src, ds
 	var hash, sum string
 	switch c.from.kind {
 	case "go":
-		hash, sum = startSeeder(t, src.Host, med)
+		var extra []string
+		if c.iceTCP {
+			extra = append(extra, "--ice-tcp-listen", src.Addr.String()+":8443")
+		}
+		hash, sum = startSeeder(t, src.Host, med, extra...)
 	case "page":
 		hash, sum = openPage(t, src.Host, med).seed(t)
 	}
@@ -258,7 +271,7 @@ func lastLine(s string) string {
 // table formats the matrix for the test log.
 func table(results []*result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-40s %-6s %9s %-8s %12s %12s  %s\n", "cell", "result", "time", "path", "direct B", "via relay B", "note")
+	fmt.Fprintf(&b, "%-48s %-6s %9s %-8s %12s %12s  %s\n", "cell", "result", "time", "path", "direct B", "via relay B", "note")
 	for _, r := range results {
 		if r.status == "" {
 			continue // not selected by -run
@@ -271,20 +284,22 @@ func table(results []*result) string {
 		if r.exit > 0 {
 			note = strings.TrimSpace(fmt.Sprintf("exit %d; %s", r.exit, note))
 		}
-		fmt.Fprintf(&b, "%-40s %-6s %9s %-8s %12d %12d  %s\n", r.cell, r.status, took, r.path(), r.direct, r.relay, note)
+		fmt.Fprintf(&b, "%-48s %-6s %9s %-8s %12d %12d  %s\n", r.cell, r.status, took, r.path(), r.direct, r.relay, note)
 	}
 	return b.String()
 }
 
 func TestParseFeatures(t *testing.T) {
 	old := parseFeatures("   --listen ADDRESS  ...\n   --no-dht  ...",
-		"   Exit status: 0 complete and verified, 2 bad arguments, 3 no peers found in time, 4 verification failed, 1 anything else.\n   --timeout DURATION  (default: 5s)")
+		"   Exit status: 0 complete and verified, 2 bad arguments, 3 no peers found in time, 4 verification failed, 1 anything else.\n   --timeout DURATION  (default: 5s)",
+		"   --ice-server URL ...")
 	if old != (features{}) {
 		t.Errorf("features of a build without them: %+v", old)
 	}
 	now := parseFeatures("   --turn  relay ...\n   --no-stun  ...",
-		"   Exit status: 0 complete and verified, 2 bad arguments, 3 no peers found in time, 4 verification failed, 5 peers found but none could be connected, 1 anything else.")
-	if now != (features{turn: true, stun: true, exit5: true}) {
+		"   Exit status: 0 complete and verified, 2 bad arguments, 3 no peers found in time, 4 verification failed, 5 peers found but none could be connected, 1 anything else.",
+		"   --ice-tcp-listen ADDR  also accept WebRTC over TCP")
+	if now != (features{turn: true, stun: true, exit5: true, iceTCP: true}) {
 		t.Errorf("features of a build with them: %+v", now)
 	}
 }

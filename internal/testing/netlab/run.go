@@ -89,9 +89,12 @@ func reexec(t *testing.T) {
 		"--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
 		exe, "-test.run=" + runPattern(t.Name()), "-test.v=true", "-test.count=1",
 	}
-	if f := flag.Lookup("test.skip"); f != nil && f.Value.String() != "" {
-		args = append(args, "-test.skip="+f.Value.String())
-	}
+	flag.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "test.skip", "test.parallel", "test.failfast":
+			args = append(args, "-"+f.Name+"="+f.Value.String())
+		}
+	})
 	if testing.Short() {
 		args = append(args, "-test.short=true")
 	}
