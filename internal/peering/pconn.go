@@ -17,6 +17,11 @@ import (
 // labelPrefix starts our channels' labels: p2pcdn/<full hash>.
 const labelPrefix = "p2pcdn/"
 
+// recvSignals is how many signals (trickled candidates, mostly) a negotiation
+// holds before it reads them; a browser of ours trickles its offer's
+// server candidates right behind it.
+const recvSignals = 64
+
 // pconn is one peer connection, from the start of its negotiation until it
 // closes. Its fields are guarded by Host.mu, except those set at creation.
 type pconn struct {
@@ -54,7 +59,7 @@ func (h *Host) newConnLocked(remote, hash string, initiator, shared bool, addr s
 	ctx, cancel := context.WithCancel(h.ctx)
 	c := &pconn{
 		remote: remote, hash: hash, initiator: initiator, ctx: ctx, cancel: cancel,
-		recv: make(chan string, 16), started: time.Now(), shared: shared, addr: addr,
+		recv: make(chan string, recvSignals), started: time.Now(), shared: shared, addr: addr,
 		chans: make(map[string]*channel), queue: make(map[string]bool),
 	}
 	h.conns[c] = true
@@ -209,6 +214,7 @@ func (h *Host) negotiate(c *pconn, offer string) {
 	h.forgetLocked(c)
 	c.stopIdle()
 	h.mu.Unlock()
+	c.cancel()
 	_ = peer.Close()
 }
 

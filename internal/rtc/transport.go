@@ -34,6 +34,9 @@ const (
 	// TURN servers that do not answer, e.g. UDP blocked). Later candidates are trickled to peers of
 	// ours; a prototype peer gets what was gathered by then.
 	gatherTimeout = 2 * time.Second
+	// gatherQuiet: once a server gave us a candidate, a description is sent when no other came for
+	// this long (the rest of the servers are probably unreachable; later ones are trickled to ours).
+	gatherQuiet = 300 * time.Millisecond
 )
 
 // Transport makes WebRTC data-channel connections. Use one per process: it owns the pion API and its
@@ -86,8 +89,10 @@ func New(cfg Config) (*Transport, error) {
 		// Also covers peer-reflexive candidates: Chromium in a loopback-only namespace sends its checks
 		// from 127.0.0.1 without announcing that address, and those must be accepted.
 		se.SetRemoteIPFilter(isLoopback4)
-		// TCP4 for ICE-TCP (Config.ICETCPListener here, active candidates toward one elsewhere).
-		networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4}
+		networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+		if cfg.ICETCPListener != nil {
+			networks = append(networks, webrtc.NetworkTypeTCP4) // passive ICE-TCP candidates
+		}
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
 	se.SetNetworkTypes(networks)
