@@ -116,10 +116,11 @@ func runGet(cctx *cli.Context) error {
 	defer status.Close()
 	ui := &getUI{status: status, verbose: cctx.Bool("verbose"), stderr: os.Stderr, jobs: jobs,
 		progress: make([]fetch.Progress, len(jobs)), state: make([]jobState, len(jobs)), start: time.Now()}
-	ui.show()
+	status.Set("connecting to the mediator at %s…", mediatorURL)
 
 	ctx := cctx.Context
 	session, err := fetch.Dial(ctx, fetch.Config{Mediator: mediatorURL, RTC: rtcCfg, Logger: log})
+	ui.show()
 	if err != nil {
 		if ctx.Err() != nil {
 			return withCode(exitInterrupted, errors.New("interrupted while connecting to the mediator"))
