@@ -156,6 +156,9 @@ type Session struct {
 	host   *peering.Host
 	log    *slog.Logger
 	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	active map[string]bool // hashes being fetched: one Link per hash on the Host
 }
 
 // Dial connects to cfg.Mediator as cfg.PeerID and sets up the transport
@@ -213,6 +216,23 @@ func (s *Session) Get(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Logger = s.log
 	}
 	log := cfg.Logger
+	s.mu.Lock()
+	busy := s.active[cfg.Hash]
+	if !busy {
+		if s.active == nil {
+			s.active = make(map[string]bool)
+		}
+		s.active[cfg.Hash] = true
+	}
+	s.mu.Unlock()
+	if busy {
+		return nil, fmt.Errorf("%s is being fetched in this session already", cfg.Hash)
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.active, cfg.Hash)
+		s.mu.Unlock()
+	}()
 	if cfg.Info != nil {
 		// Known content: a file already in place needs no network at all.
 		if res, err := alreadyThere(ctx, cfg.Output, cfg.Info); res != nil || err != nil {
