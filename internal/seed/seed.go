@@ -174,16 +174,19 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	startDial()
 	s.hashingDone()
-	// While the last announcements go out.
-	if cfg.Cache != nil {
-		if err := cfg.Cache.Save(); err != nil {
-			log.Warn("could not save the hash cache", "err", err)
-		}
+	// Saved while the last announcements go out (100,000 entries take a
+	// second or two).
+	if cache := cfg.Cache; cache != nil {
 		if !cfg.Watch {
-			// Only --watch hashes again: let the cache's copy of every
-			// path and stamp go.
+			// Only --watch hashes again: once saved, let the cache's copy of
+			// every path and stamp go.
 			cfg.Cache, s.cfg.Cache = nil, nil
 		}
+		bg.Go(func() {
+			if err := cache.Save(); err != nil {
+				log.Warn("could not save the hash cache", "err", err)
+			}
+		})
 	}
 
 	select {
