@@ -81,6 +81,8 @@ type Host struct {
 	single   map[pkey]*pconn    // by remote id and hash: connections for one file (prototype peers)
 	proto    map[string]bool    // remote ids known to be prototype peers (one file per connection)
 	failures map[string]failure // by remote id: our failed dials in a row
+
+	onRequest func(hash string) bool // see OnRequest (request.go)
 }
 
 type pkey struct{ peer, hash string }

@@ -180,6 +180,9 @@ func (h *Host) negotiate(c *pconn, offer string) {
 	// The first channel belongs to the file its label names, if we have it,
 	// else to the file whose signal set the connection up.
 	hash := c.hash
+	if lh, ok := labelHash(first.Label()); ok && h.links[lh] == nil && c.ctx.Err() == nil {
+		h.requestLocked(lh) // a file not open yet (request.go)
+	}
 	if lh, ok := labelHash(first.Label()); ok && h.links[lh] != nil {
 		hash = lh
 	}
@@ -270,6 +273,12 @@ func (h *Host) incoming(c *pconn, conn rtc.Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	l := h.links[hash]
+	if l == nil && ok && c.ctx.Err() == nil {
+		l = h.requestLocked(hash) // a file not open yet (request.go)
+		if c.ctx.Err() != nil {
+			l = nil
+		}
+	}
 	if !ok || l == nil || l.closed || l.banned[c.remote] || len(c.chans) >= h.cfg.MaxChannels {
 		_ = conn.Close()
 		return
