@@ -42,12 +42,12 @@
 // run (median setup time, medians of 3 runs of 5, load average 15-33 on 2 cores); BenchmarkSetupVariant
 // measures pion's knobs alone. pion nominates a pair only once checks have run for a minimum time by
 // kind (server-reflexive 0.5 s, peer-reflexive 1 s, relayed 2 s), and gathering waits up to 5 s for a
-// STUN server that never answers. Taking any working pair at once (a relayed one after 100 ms, so a
-// direct path found at about the same time wins), trickling toward our peers and sending the offer once
+// STUN server that never answers. Taking any working pair at once (a relayed one after 300 ms, so a
+// direct path found a little later wins), trickling toward our peers and sending the offer once
 // the servers that answer have: over loopback x0.84-1.17 (no server, STUN, TURN: a host pair either
-// way, within noise); in the simulated internet of internal/testing/simnet, public to cone NAT x0.32,
-// cone to cone with STUN x0.50, symmetric NATs through TURN x0.28, the same with a STUN server that
-// never answers x0.07 (0.86 s against 12.4 s).
+// way, within noise); in the simulated internet of internal/testing/simnet, public to cone NAT x0.36,
+// cone to cone with STUN x0.48 (with TURN offered too x0.26, never relayed), symmetric NATs through
+// TURN x0.31, the same with a STUN server that never answers x0.10 (1.3 s against 12.5 s).
 //
 // # Throughput (measured)
 //
