@@ -619,6 +619,7 @@
       this.closed = true; this.node.nconns--;
       clearTimeout(this.timer); clearTimeout(this.idle);
       if (this.node.conns.get(this.remoteId) === this) this.node.conns.delete(this.remoteId);
+      if (this.node.single.get(this.remoteId + this.hash) === this) this.node.single.delete(this.remoteId + this.hash);
       if (this.onAnswer) this.onAnswer(null);
       this.node.log('connection with', this.remoteId.slice(0, 8), 'closed:', why);
       if (fail && !this.open) for (const h of new Set(this.hashes())) { const t = this.node.transfers.get(h); if (t) t._failed(this.remoteId, fail, this); }
@@ -1192,7 +1193,9 @@
       this.cacheEnabled = !!opts.cache;
       this.debug = !!opts.debug;
       this.transfers = new Map();
-      this.conns = new Map(); this.nconns = 0; // shared connections by remote peer id; all connections
+      // Connections: shared ones (or dials not answered yet) by remote peer
+      // id, single-file ones (prototype peers) by id + hash; a count of all.
+      this.conns = new Map(); this.single = new Map(); this.nconns = 0;
       this.mediatorIce = []; this.iceTimer = null; this.iceAsked = false; this.capabilities = null; this.outq = null;
       this.closed = false; this.established = false;
       this.link = new MediatorLink(opts.mediator, opts.transports || ['polling', 'websocket'], (...a) => this.log(...a));
@@ -1252,9 +1255,9 @@
         let sig;
         try { sig = JSON.parse(data); } catch (e) { return this.log('ignoring a malformed signal from', from.slice(0, 8)); }
         let c = this.conns.get(from);
-        if (!c || c.hash !== hash) { const w = t.wires.get(from); c = w && w.conn; }
+        if (!c || c.hash !== hash) c = this.single.get(from + hash);
         const cand = sig && sig.candidate;
-        if (cand && typeof cand.candidate === 'string') { if (c && c.addCandidate) c.addCandidate(cand); return; }
+        if (cand && typeof cand.candidate === 'string') { if (c) c.addCandidate(cand); return; }
         if (!sig || typeof sig.sdp !== 'string') return;
         if (sig.type === 'offer') this._answer(t, from, sig);
         else if (sig.type === 'answer' && c && c.onAnswer && c.hash === hash) c.onAnswer(sig);
@@ -1323,20 +1326,22 @@
     // file, and the files queued on it get connections of their own.
     _unshare(c) {
       if (this.conns.get(c.remoteId) === c) this.conns.delete(c.remoteId);
+      this.single.set(c.remoteId + c.hash, c);
       const q = [...c.queue];
       c.queue.clear();
       for (const h of q) { const t = this.transfers.get(h); if (t && t.wanted && !t.complete) this._connect(t, c.remoteId); }
     }
     _answer(t, id, sig) {
       if (!t.info && !t.wanted) return;
-      const ours = this.trickle && sig.p2pcdn === 1;
-      const old = ours ? this.conns.get(id) : t.wires.get(id) && t.wires.get(id).conn;
+      const ours = this.trickle && sig.p2pcdn === 1, d = this.conns.get(id);
+      // The connection this offer replaces: ours with that peer, or its one for this file.
+      const old = ours ? d : this.single.get(id + t.hash) || (d && d.hash === t.hash && !d.answered ? d : null);
       let requeue = [];
-      if (old && old.close) {
+      if (old) {
         // Both sides dialled each other: the offer of the higher id wins.
         if (old.initiator && !old.answered && this.peerId > id) return;
         requeue = old.hashes();
-        if (old.queue) old.queue.clear();
+        old.queue.clear();
         old.close(old.open ? 'replaced by a new connection' : 'crossed offers');
       }
       if (this.nconns >= MAX_CONNS || t.wires.size >= MAX_WIRES) return;
@@ -1344,7 +1349,7 @@
       if (ours) {
         this.conns.set(id, c);
         for (const h of requeue) if (h !== t.hash) c.queue.add(h);
-      }
+      } else this.single.set(id + t.hash, c);
       c.answer(t, sig.sdp, sig.trickle === true);
       if (!ours) for (const h of requeue) { const o = this.transfers.get(h); if (h !== t.hash && o && o.wanted && !o.complete) this._connect(o, id); }
     }
@@ -1441,7 +1446,7 @@
       this.closed = true;
       clearInterval(this.ticker); clearTimeout(this.iceTimer);
       this.link.close();
-      for (const c of [...this.conns.values()]) c.close('node closed');
+      for (const c of [...this.conns.values(), ...this.single.values()]) c.close('node closed');
       for (const t of this.transfers.values()) {
         for (const w of [...t.wires.values()]) w.close('node closed');
         t._reject(fail('CLOSED', 'node closed before the file was complete', t.found.size));
