@@ -25,12 +25,14 @@ type assetTiming struct {
 }
 
 // p2pAssetsJS connects to the mediator and fetches every hash at once,
-// counting the peer connections the page makes (RTCPeerConnection wrapped).
+// counting the page's peer connections that connected (RTCPeerConnection
+// wrapped).
 func p2pAssetsJS(mediator string, hashes []string) string {
 	hs, _ := json.Marshal(hashes)
 	return fmt.Sprintf(`(async () => {
 		let pcs = 0; const PC = window.RTCPeerConnection;
-		window.RTCPeerConnection = function (...a) { pcs++; return new PC(...a); };
+		window.RTCPeerConnection = function (...a) { const pc = new PC(...a);
+			pc.addEventListener("connectionstatechange", () => { if (pc.connectionState === "connected") pcs++; }); return pc; };
 		window.RTCPeerConnection.prototype = PC.prototype;
 		const t0 = performance.now();
 		const node = await p2pcdn.connect({mediator: %q, iceServers: []});

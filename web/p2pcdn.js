@@ -431,13 +431,19 @@
 
   // cleanIce keeps the ICE servers of a list from the network that this
   // browser takes: one it refuses would make every RTCPeerConnection throw.
-  // Beyond a first sieve, each URL is tried on a throwaway connection, since
-  // the rules (ports, transport, credentials' lengths) are the browser's;
-  // verdicts are kept (a mediator repeats its URLs with fresh credentials).
+  // A plainly well-formed URL passes; any other is tried on a throwaway
+  // connection, since the rules (ports, transport, credentials' lengths) are
+  // the browser's; verdicts are kept (a mediator repeats its URLs).
   const iceVerdicts = new Map();
+  const PLAIN_ICE = /^(stuns?:|turns?:)(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:(\d{1,5}))?(\?transport=(udp|tcp))?$/i;
   function cleanIce(list) {
     const out = [], str = (v) => typeof v === 'string' && v.length <= 512;
+    const plain = (server) => {
+      const m = PLAIN_ICE.exec(server.urls[0]), cred = (v) => typeof v === 'string' && v.length > 0 && v.length <= 256;
+      return !!m && (!m[4] || (+m[4] > 0 && +m[4] < 65536)) && (/^stun/i.test(m[1]) ? !m[5] : cred(server.username) && cred(server.credential));
+    };
     const takes = (server) => {
+      if (plain(server)) return true;
       const key = JSON.stringify([server.urls[0], server.username && server.username.length, server.credential && server.credential.length]);
       if (iceVerdicts.has(key)) return iceVerdicts.get(key);
       try { new RTCPeerConnection({ iceServers: [server] }).close(); } catch (e) {
