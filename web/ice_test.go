@@ -107,6 +107,7 @@ func TestCleanICE(t *testing.T) {
 			{urls: ["turn:a.example:3478?transport=udp", "http://x"], username: "u", credential: "p"}, // http dropped
 			{urls: ["turn:a.example:3478"]},                                      // TURN without credentials: dropped
 			{urls: "stun:b.example", username: 5, credential: "p"},               // bad username: kept without it
+			{urls: ["stun:d.example", "turn:d.example?transport=tcp"], username: "v", credential: "w"}, // TURN after STUN keeps its credentials
 			{urls: 7}, null, "stun:c.example", {urls: ["stun:" + "x".repeat(600)]}, {urls: ["stun:has space"]},
 			{urls: ["stun:a.example:99999", "turn:a.example:1?transport=sctp", "stun:a?x"]}, // the browser's rules: port, transport, query
 			{urls: ["turn:a.example:1"], username: "", credential: ""},            // empty credentials
@@ -123,7 +124,8 @@ func TestCleanICE(t *testing.T) {
 		try { new RTCPeerConnection({iceServers: plainKept}).close(); } catch (e) { plainOK = e.message; }
 		return {clean, ok, made, plainOK, plainKept: JSON.stringify(plainKept) === JSON.stringify(plain), notList: p2pcdn._internal.cleanIce({urls: "stun:x"}).length, many: p2pcdn._internal.cleanIce(Array(40).fill({urls: "stun:x"})).length};
 	})()`)
-	want := `[{"urls":["stun:a.example:3478"]},{"credential":"p","urls":["turn:a.example:3478?transport=udp"],"username":"u"},{"urls":["stun:b.example"]}]`
+	want := `[{"urls":["stun:a.example:3478"]},{"credential":"p","urls":["turn:a.example:3478?transport=udp"],"username":"u"},{"urls":["stun:b.example"]},` +
+		`{"credential":"w","urls":["stun:d.example","turn:d.example?transport=tcp"],"username":"v"}]`
 	if s := mustJSON(t, got["clean"]); s != want {
 		t.Errorf("cleanIce kept\n %s\nwant\n %s", s, want)
 	}

@@ -341,6 +341,8 @@
       this.h.onTransport('websocket');
       this._own(ws);
       ws.onopen = () => { for (const p of this.outbox.splice(0)) ws.send(p); };
+      // A proxy may hold a WebSocket it will never open: give up on it.
+      setTimeout(() => this.sid || this.close('websocket did not open within 5 s'), 5000);
     }
     close(reason) {
       if (this.closed) return;
@@ -365,12 +367,15 @@
       super();
       this.urls = mediatorURLs(url); this.transports = transports; this.log = log;
       this.session = null; this.connected = false; this.closed = false; this.attempt = 0; this.timer = null;
-      this.transport = null; this.history = [];
+      this.transport = null; this.history = []; this.wsFailed = false;
     }
     start() { this._open(); }
     _open() {
       if (this.closed) return;
-      const s = new EngineSession(this.urls, this.transports, {
+      // Once a WebSocket failed to open, start with long-polling (which
+      // still tries to upgrade) for good.
+      const order = this.wsFailed ? ['polling', 'websocket'].filter((t) => this.transports.includes(t)) : this.transports;
+      const s = new EngineSession(this.urls, order, {
         onOpen: () => s.send('40'),
         onTransport: (t) => { if (this.session === s) { this.transport = t; this.history.push(t); this.emit('transport', t); } },
         onMessage: (m) => this._onMessage(s, m),
@@ -392,6 +397,11 @@
     _onClose(s, why) {
       if (this.session !== s) return;
       this.session = null;
+      if (!s.sid && s.transport === 'websocket' && !this.wsFailed && !this.closed && this.transports.includes('polling')) {
+        this.wsFailed = true;
+        this.log('no WebSocket to the mediator (' + why + '); falling back to long-polling');
+        return this._open();
+      }
       const was = this.connected;
       this.connected = false;
       if (was) this.emit('disconnect', why);
@@ -445,25 +455,21 @@
     const takes = (server) => {
       if (plain(server)) return true;
       const key = JSON.stringify([server.urls[0], server.username && server.username.length, server.credential && server.credential.length]);
+      const keep = (ok) => { if (iceVerdicts.size >= 64) iceVerdicts.delete(iceVerdicts.keys().next().value); iceVerdicts.set(key, ok); return ok; };
       if (iceVerdicts.has(key)) return iceVerdicts.get(key);
       try { new RTCPeerConnection({ iceServers: [server] }).close(); } catch (e) {
-        // Refused, or (an error of another kind: too many connections) not
-        // verified now: either way not kept, but only a refusal is final.
-        if (!['SyntaxError', 'InvalidAccessError', 'TypeError', 'NotSupportedError'].includes(e.name)) return false;
-        if (iceVerdicts.size >= 64) iceVerdicts.delete(iceVerdicts.keys().next().value);
-        iceVerdicts.set(key, false);
-        return false;
+        // Refused, or not verified now (another error: too many connections):
+        // not kept either way, but only a refusal is final.
+        return ['SyntaxError', 'InvalidAccessError', 'TypeError', 'NotSupportedError'].includes(e.name) && keep(false);
       }
-      if (iceVerdicts.size >= 64) iceVerdicts.delete(iceVerdicts.keys().next().value);
-      iceVerdicts.set(key, true);
-      return true;
+      return keep(true);
     };
     for (const s of Array.isArray(list) ? list.slice(0, 8) : []) {
       if (!s || typeof s !== 'object') continue;
       const auth = str(s.username) && str(s.credential) ? { username: s.username, credential: s.credential } : {};
       const urls = (Array.isArray(s.urls) ? s.urls : [s.urls]).slice(0, 8)
         .filter((u) => str(u) && /^(stuns?|turns?):[^\s]+$/.test(u) && takes({ urls: [u], ...auth }));
-      if (urls.length) out.push(/^turns?:/.test(urls.join(' ')) ? { urls, ...auth } : { urls });
+      if (urls.length) out.push(urls.some((u) => /^turns?:/.test(u)) ? { urls, ...auth } : { urls });
     }
     return out;
   }
@@ -515,6 +521,8 @@
       this.remote.add(candKind(c.candidate)); this.heard = Date.now();
       if (this.cand) this.cand(c); else if (this.early.length < 64) this.early.push(c);
     }
+    // _sender sends a local candidate to the remote as a signal, as simple-peer does.
+    _sender(hash) { return (c) => c && !this.closed && this.node._sig(hash, this.remoteId, { type: 'candidate', candidate: c.toJSON() }); }
     _cands() {
       this.cand = (c) => this.pc.addIceCandidate(c).catch((e) => this.node.log('bad candidate:', e.message));
       this.early.splice(0).forEach(this.cand);
@@ -529,7 +537,8 @@
       try {
         const pc = this._start();
         let sent = false;
-        if (node.trickle) pc.addEventListener('icecandidate', (e) => sent && e.candidate && !this.closed && node._sig(t.hash, this.remoteId, { type: 'candidate', candidate: e.candidate.toJSON() }));
+        const send = this._sender(t.hash);
+        if (node.trickle) pc.addEventListener('icecandidate', (e) => sent && send(e.candidate));
         w.attach(this, pc.createDataChannel(LABEL + t.hash, { ordered: true }));
         const answered = new Promise((resolve) => { this.onAnswer = resolve; });
         await pc.setLocalDescription(await pc.createOffer());
@@ -559,7 +568,7 @@
       try {
         const pc = this._start();
         let early = [];
-        const send = (c) => c && !this.closed && node._sig(t.hash, this.remoteId, { type: 'candidate', candidate: c.toJSON() });
+        const send = this._sender(t.hash);
         if (trickle) pc.addEventListener('icecandidate', (e) => early ? early.push(e.candidate) : send(e.candidate));
         this._remoteSDP(sdp);
         await pc.setRemoteDescription({ type: 'offer', sdp });
@@ -1204,7 +1213,9 @@
       this.conns = new Map(); this.single = new Map(); this.nconns = 0;
       this.mediatorIce = []; this.iceTimer = null; this.iceAsked = false; this.capabilities = null; this.outq = null;
       this.closed = false; this.established = false;
-      this.link = new MediatorLink(opts.mediator, opts.transports || ['polling', 'websocket'], (...a) => this.log(...a));
+      // WebSocket first (a quarter of long-polling's handshake time, measured),
+      // long-polling if it does not open.
+      this.link = new MediatorLink(opts.mediator, opts.transports || ['websocket', 'polling'], (...a) => this.log(...a));
       this.link.on('connect', () => this.link.send('handshake', this.peerId, 0));
       this.link.on('disconnect', () => { this.established = false; });
       this.link.on('transport', (t) => this.emit('transport', t));
