@@ -376,7 +376,7 @@ func (b *bench) browserRows(ctx context.Context) ([]row, error) {
 	}
 	b.rawPageMiBs = tp.base
 	seed.stop()
-	assets, err := b.assetRow(ctx, c, med, title)
+	assets, err := b.assetRows(ctx, c, med, title)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +422,7 @@ func (b *bench) browserRows(ctx context.Context) ([]row, error) {
 		tp2.got, tp2.base = append(tp2.got, mibps(big, msDur(v))), append(tp2.base, mibps(big, msDur(r)))
 	}
 	b.pageToPage1MB, b.pageToPageMiBs = lat2.got, tp2.got
-	return []row{lat, tp, assets, lat2, tp2}, nil
+	return append(append([]row{lat, tp}, assets...), lat2, tp2), nil
 }
 
 func msDur(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
