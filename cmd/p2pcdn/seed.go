@@ -123,7 +123,11 @@ func runSeed(cctx *cli.Context) error {
 	ctx, cancel := context.WithCancel(interrupted)
 	defer cancel()
 	if mediatorURL == "" {
-		stop, err := embedMediator(ctx, defaultMediatorAddr, log)
+		// The embedded mediator outlives the seeding (stop runs after
+		// seed.Run returned): stopped on the same signal, it would drop the
+		// seeder's own connection under it, which then waits for the goodbye
+		// it cannot send and warns that it lost its mediator.
+		stop, err := embedMediator(context.WithoutCancel(ctx), defaultMediatorAddr, log)
 		if err != nil {
 			return err
 		}
