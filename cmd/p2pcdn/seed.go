@@ -88,7 +88,9 @@ func runSeed(cctx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cctx)
+	status := termstatus.New(os.Stderr)
+	defer status.Close()
+	log := newLogger(cctx, status)
 	rtcCfg, err := rtcConfig(cctx, log)
 	if err != nil {
 		return err
@@ -101,8 +103,6 @@ func runSeed(cctx *cli.Context) error {
 		defer ln.Close() // the transport closes it too; this covers an early return
 		rtcCfg.ICETCPListener = ln
 	}
-	status := termstatus.New(os.Stderr)
-	defer status.Close()
 	warnf := func(format string, args ...any) {
 		status.Println(os.Stderr, "p2pcdn: warning: "+fmt.Sprintf(format, args...))
 	}
