@@ -217,7 +217,8 @@ func runSeed(cctx *cli.Context) error {
 		},
 	})
 	if errors.Is(err, seed.ErrNothingToSeed) {
-		return err
+		// Each path's reason was a warning already: say it once.
+		return seed.ErrNothingToSeed
 	}
 	if err != nil {
 		if interrupted.Err() != nil {

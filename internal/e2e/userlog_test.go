@@ -41,3 +41,26 @@ func TestSeedWarnsInOneStyle(t *testing.T) {
 		t.Errorf("no retry line of the form %q; stderr:\n%s", retry, s.Stderr())
 	}
 }
+
+// TestNothingToSeedSaysWhyOnce: when no path can be seeded, each reason is
+// printed once (as its warning), and the failure line does not repeat them.
+func TestNothingToSeedSaysWhyOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.bin")
+	empty := filepath.Join(dir, "empty.bin")
+	writeRandom(t, empty, 0, 1)
+	p := start(t, "seed", "", "seed", "--no-cache", "--mediator", "ws://"+deadAddr(t), missing, empty)
+	if code := p.Wait(runTimeout); code != 1 {
+		t.Fatalf("seed of nothing seedable exited %d; stderr:\n%s", code, p.Stderr())
+	}
+	stderr := p.Stderr()
+	for _, why := range []string{missing + ": no such file", empty + ": empty file"} {
+		if n := strings.Count(stderr, why); n != 1 {
+			t.Errorf("%q said %d times, want once; stderr:\n%s", why, n, stderr)
+		}
+	}
+	if !strings.Contains(stderr, "p2pcdn: nothing to seed") {
+		t.Errorf("no failure line; stderr:\n%s", stderr)
+	}
+}
