@@ -39,8 +39,9 @@ func seedCommand() *cli.Command {
 			"hashed and announced, or finished, once they have been quiet for a moment.",
 		Flags: append(peerFlags("run an embedded mediator on "+defaultMediatorAddr+" (with the demo page at http://"+defaultMediatorAddr+"/)"),
 			&cli.DurationFlag{
-				Name:  "for",
-				Usage: "seed for `DURATION` (e.g. 10m) from when every file is announced (hashing does not count), then exit 0",
+				Name:        "for",
+				Usage:       "seed for `DURATION` (e.g. 10m) from when every file is announced (hashing does not count), then exit 0",
+				DefaultText: "until interrupted",
 			},
 			&cli.BoolFlag{
 				Name:  "watch",
