@@ -64,7 +64,7 @@ func TestShellQuote(t *testing.T) {
 func TestHelpDefaultsTellTheTruth(t *testing.T) {
 	seedHelp, _, _ := runApp(t, "seed", "--help")
 	for _, line := range strings.Split(seedHelp, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "--for ") && !strings.Contains(line, "(default: until interrupted)") {
+		if strings.HasPrefix(strings.TrimSpace(line), "--for DURATION ") && !strings.Contains(line, "(default: until interrupted)") {
 			t.Errorf("seed --help: %q", line)
 		}
 	}
