@@ -106,14 +106,14 @@ func runGet(cctx *cli.Context) error {
 	if mediatorURL == "" {
 		mediatorURL = "ws://" + defaultMediatorAddr
 	}
-	log := newLogger(cctx)
+	status := termstatus.New(os.Stderr)
+	defer status.Close()
+	log := newLogger(cctx, status)
 	rtcCfg, err := rtcConfig(cctx, log)
 	if err != nil {
 		return err
 	}
 
-	status := termstatus.New(os.Stderr)
-	defer status.Close()
 	ui := &getUI{status: status, verbose: cctx.Bool("verbose"), stderr: os.Stderr, jobs: jobs,
 		progress: make([]fetch.Progress, len(jobs)), state: make([]jobState, len(jobs)), start: time.Now()}
 	status.Set("connecting to the mediator at %s…", mediatorURL)

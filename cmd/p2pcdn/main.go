@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -89,6 +90,9 @@ func onUsageError(cctx *cli.Context, err error, _ bool) error {
 }
 
 func main() {
+	// Packages that log through the default logger (the hash cache's
+	// warnings) print as the commands' own warnings do.
+	slog.SetDefault(slog.New(newUserHandler(func(line string) { fmt.Fprintln(os.Stderr, line) })))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp()
 	err := app.RunContext(ctx, os.Args)

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/swarm"
@@ -46,6 +48,8 @@ type pconn struct {
 	chans  map[string]*channel // by hash
 	queue  map[string]bool     // files to open channels for once open
 	idle   *time.Timer
+	// refusals budgets the remote's channels we refuse (see refusalBurst).
+	refusals *rate.Limiter
 }
 
 // channel is one file's wire session on a connection.
@@ -61,6 +65,7 @@ func (h *Host) newConnLocked(remote, hash string, initiator, shared bool, addr s
 		remote: remote, hash: hash, initiator: initiator, ctx: ctx, cancel: cancel,
 		recv: make(chan string, recvSignals), started: time.Now(), shared: shared, addr: addr,
 		chans: make(map[string]*channel), queue: make(map[string]bool),
+		refusals: rate.NewLimiter(rate.Every(refusalEvery), refusalBurst),
 	}
 	h.conns[c] = true
 	if shared {
@@ -281,6 +286,11 @@ func (h *Host) incoming(c *pconn, conn rtc.Conn) {
 	}
 	if !ok || l == nil || l.closed || l.banned[c.remote] || len(c.chans) >= h.cfg.MaxChannels {
 		_ = conn.Close()
+		if !c.refusals.Allow() {
+			h.log.Debug("peer keeps opening channels we refuse; closing the connection", "peer", c.remote,
+				"label", conn.Label())
+			h.dropLocked(c)
+		}
 		return
 	}
 	if old := c.chans[hash]; old != nil {
