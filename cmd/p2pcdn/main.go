@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -62,11 +63,40 @@ func newApp() *cli.App {
 	}
 }
 
+// envCPUProfile names a file to write a CPU profile of the whole run to (pprof format), for
+// performance work (bench/README.md).
+const envCPUProfile = "P2PCDN_CPUPROFILE"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp().RunContext(ctx, os.Args)
+	stopProfile, err := startProfile(os.Getenv(envCPUProfile))
+	if err == nil {
+		err = newApp().RunContext(ctx, os.Args)
+		stopProfile()
+	}
 	stop()
 	os.Exit(report(err))
+}
+
+// startProfile starts a CPU profile into path, if set, and returns what stops it.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "p2pcdn: %s: %v\n", envCPUProfile, err)
+		}
+	}, nil
 }
 
 // report prints err for the user and returns the process exit code.
