@@ -48,7 +48,7 @@ type conn struct {
 	eof        atomic.Bool // the remote closed the channel
 
 	wmu    sync.Mutex
-	minWin int // window bounds, see Config.MinWindow
+	minWin int // window bounds, see Config.MinWindow and windowFloor
 	maxWin int
 	rate   float64       // window bytes per second of round trip, see Config.WindowRate
 	minRTT time.Duration // smallest smoothed round trip seen; 0 until measured
@@ -58,16 +58,20 @@ type conn struct {
 
 func newConn(p *Peer, dc *webrtc.DataChannel, rwc datachannel.ReadWriteCloserDeadliner) *conn {
 	t := p.t
+	p.mu.Lock()
+	rcvbuf := p.remoteRcvbuf
+	p.mu.Unlock()
+	floor := windowFloor(t.cfg, rcvbuf)
 	c := &conn{
 		p: p, pc: p.pc, dc: dc, rwc: rwc, remote: p.RemoteAddr(), label: dc.Label(),
 		maxMsg: t.cfg.MaxMessageSize,
 		chunk:  t.cfg.WriteChunk,
 		low:    make(chan struct{}, 1),
 		closed: make(chan struct{}),
-		minWin: t.cfg.MinWindow,
+		minWin: floor,
 		maxWin: t.cfg.HighWater,
 		rate:   float64(t.cfg.WindowRate),
-		window: t.cfg.MinWindow,
+		window: floor,
 	}
 	dc.SetBufferedAmountLowThreshold(uint64(c.window / 2))
 	dc.OnBufferedAmountLow(func() {
@@ -77,6 +81,13 @@ func newConn(p *Peer, dc *webrtc.DataChannel, rwc datachannel.ReadWriteCloserDea
 		}
 	})
 	return c
+}
+
+// windowFloor is the send window on a short path toward a remote whose socket holds rcvbuf bytes as
+// its kernel counts them (0: unknown, a browser). Linux charges a datagram of ours about twice its size,
+// so half of rcvbuf can be in flight without the remote's socket overflowing even if it stops reading.
+func windowFloor(cfg Config, rcvbuf int) int {
+	return min(max(rcvbuf/2, cfg.MinWindow), cfg.HighWater)
 }
 
 func (c *conn) RemoteAddr() string { return c.remote }
@@ -166,11 +177,11 @@ func (c *conn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	written := 0
 	for len(p) > 0 {
-		chunk := p[:min(len(p), c.chunk)]
-		if err := c.waitWritable(len(chunk)); err != nil {
+		size, err := c.waitWritable(len(p))
+		if err != nil {
 			return written, err
 		}
-		n, err := c.rwc.Write(chunk)
+		n, err := c.rwc.Write(p[:size])
 		written += n
 		if err != nil {
 			select {
@@ -180,36 +191,52 @@ func (c *conn) Write(p []byte) (int, error) {
 			}
 			return written, fmt.Errorf("rtc write to %s: %w", c.remote, err)
 		}
-		p = p[len(chunk):]
+		p = p[size:]
 	}
 	return written, nil
 }
 
-// waitWritable blocks until n more bytes fit in the send window. Called with wmu held.
-func (c *conn) waitWritable(n int) error {
-	for c.dc.BufferedAmount()+uint64(n) > uint64(c.window) {
+// minChunk is the smallest message Write cuts (unless it has less to write).
+const minChunk = 4 << 10
+
+// chunkFor is the message size for a send window: a quarter of it, so that several messages are in
+// flight and the writer tops the window up in small steps, and at most largest. A browser behind a
+// 64 KiB window thus gets 16 KiB messages (measured faster there than 64 KiB, see doc.go), our own
+// peers behind larger windows fewer, larger ones, which cost less per byte at both ends. Never more
+// than half the window (see waitWritable): windows are at least 2*minChunk.
+func chunkFor(window, largest int) int {
+	return max(min(window/4, largest), min(minChunk, largest))
+}
+
+// waitWritable blocks until the next message fits in the send window and returns its size: up to want
+// bytes, cut to chunkFor the current window. Called with wmu held.
+func (c *conn) waitWritable(want int) (int, error) {
+	for {
+		n := min(want, chunkFor(c.window, c.chunk))
+		if c.dc.BufferedAmount()+uint64(n) <= uint64(c.window) {
+			select {
+			case <-c.closed:
+				return 0, net.ErrClosed
+			default:
+				return n, nil
+			}
+		}
 		// Re-measured only when full: reading SCTP's statistics takes its lock.
-		if w := c.window; c.updateWindow() > w {
-			continue
+		if w := c.window; c.updateWindow() != w {
+			continue // the message is sized again for the new window
 		}
 		// n is at most half the window, so the amount is above the threshold and will cross it.
 		select {
 		case <-c.low:
 		case <-c.closed:
-			return net.ErrClosed
+			return 0, net.ErrClosed
 		case <-c.p.done:
 			// The association is gone (the remote aborted or closed, or ICE failed): the buffered
 			// amount will never fall.
 			err := c.p.err()
 			_ = c.Close()
-			return fmt.Errorf("rtc write to %s: %w", c.remote, err)
+			return 0, fmt.Errorf("rtc write to %s: %w", c.remote, err)
 		}
-	}
-	select {
-	case <-c.closed:
-		return net.ErrClosed
-	default:
-		return nil
 	}
 }
 

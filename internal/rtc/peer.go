@@ -44,6 +44,9 @@ type Peer struct {
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup // channel drainers
+
+	// remoteRcvbuf is the remote's advertised socket receive buffer ("rcvbuf"), 0 if it said nothing.
+	remoteRcvbuf int
 }
 
 func (t *Transport) newPeer(servers []webrtc.ICEServer) (*Peer, error) {
