@@ -38,7 +38,6 @@ type conn struct {
 	label  string
 
 	maxMsg, chunk int
-	low           chan struct{} // signalled when the buffered amount falls below half the window
 	closed        chan struct{}
 	closeOnce     sync.Once
 
@@ -47,47 +46,27 @@ type conn struct {
 	rpos, rend int
 	eof        atomic.Bool // the remote closed the channel
 
-	wmu    sync.Mutex
-	minWin int // window bounds, see Config.MinWindow and windowFloor
-	maxWin int
-	rate   float64       // window bytes per second of round trip, see Config.WindowRate
-	minRTT time.Duration // smallest smoothed round trip seen; 0 until measured
-	nRTT   int           // times minRTT was sampled
-	window int           // current send window; its half is the low threshold
+	wmu  sync.Mutex
+	pace *pacer // the peer connection's send window
 }
 
 func newConn(p *Peer, dc *webrtc.DataChannel, rwc datachannel.ReadWriteCloserDeadliner) *conn {
 	t := p.t
 	p.mu.Lock()
-	rcvbuf := p.remoteRcvbuf
+	if p.pace == nil { // the first channel: the remote's description is known by now
+		p.pace = newPacer(p.pc, t.cfg, p.remoteRcvbuf)
+	}
+	pace := p.pace
 	p.mu.Unlock()
-	floor := windowFloor(t.cfg, rcvbuf)
 	c := &conn{
 		p: p, pc: p.pc, dc: dc, rwc: rwc, remote: p.RemoteAddr(), label: dc.Label(),
 		maxMsg: t.cfg.MaxMessageSize,
 		chunk:  t.cfg.WriteChunk,
-		low:    make(chan struct{}, 1),
 		closed: make(chan struct{}),
-		minWin: floor,
-		maxWin: t.cfg.HighWater,
-		rate:   float64(t.cfg.WindowRate),
-		window: floor,
+		pace:   pace,
 	}
-	dc.SetBufferedAmountLowThreshold(uint64(c.window / 2))
-	dc.OnBufferedAmountLow(func() {
-		select {
-		case c.low <- struct{}{}:
-		default:
-		}
-	})
+	pace.add(c)
 	return c
-}
-
-// windowFloor is the send window on a short path toward a remote whose socket holds rcvbuf bytes as
-// its kernel counts them (0: unknown, a browser). Linux charges a datagram of ours about twice its size,
-// so half of rcvbuf can be in flight without the remote's socket overflowing even if it stops reading.
-func windowFloor(cfg Config, rcvbuf int) int {
-	return min(max(rcvbuf/2, cfg.MinWindow), cfg.HighWater)
 }
 
 func (c *conn) RemoteAddr() string { return c.remote }
@@ -177,11 +156,23 @@ func (c *conn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	written := 0
 	for len(p) > 0 {
-		size, err := c.waitWritable(len(p))
+		size, err := c.pace.reserve(c, len(p))
+		if errors.Is(err, errAssociationGone) {
+			err = c.p.err()
+			_ = c.Close()
+			return written, fmt.Errorf("rtc write to %s: %w", c.remote, err)
+		}
 		if err != nil {
 			return written, err
 		}
+		select {
+		case <-c.closed:
+			c.pace.release(size)
+			return written, net.ErrClosed
+		default:
+		}
 		n, err := c.rwc.Write(p[:size])
+		c.pace.release(size)
 		written += n
 		if err != nil {
 			select {
@@ -196,82 +187,8 @@ func (c *conn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// minChunk is the smallest message Write cuts (unless it has less to write).
-const minChunk = 4 << 10
-
-// chunkFor is the message size for a send window: a quarter of it, so that several messages are in
-// flight and the writer tops the window up in small steps, and at most largest. A browser behind a
-// 64 KiB window thus gets 16 KiB messages (measured faster there than 64 KiB, see doc.go), our own
-// peers behind larger windows fewer, larger ones, which cost less per byte at both ends. Never more
-// than half the window (see waitWritable): windows are at least 2*minChunk.
-func chunkFor(window, largest int) int {
-	return max(min(window/4, largest), min(minChunk, largest))
-}
-
-// waitWritable blocks until the next message fits in the send window and returns its size: up to want
-// bytes, cut to chunkFor the current window. Called with wmu held.
-func (c *conn) waitWritable(want int) (int, error) {
-	for {
-		n := min(want, chunkFor(c.window, c.chunk))
-		if c.dc.BufferedAmount()+uint64(n) <= uint64(c.window) {
-			select {
-			case <-c.closed:
-				return 0, net.ErrClosed
-			default:
-				return n, nil
-			}
-		}
-		// Re-measured only when full: reading SCTP's statistics takes its lock.
-		if w := c.window; c.updateWindow() != w {
-			continue // the message is sized again for the new window
-		}
-		// n is at most half the window, so the amount is above the threshold and will cross it.
-		select {
-		case <-c.low:
-		case <-c.closed:
-			return 0, net.ErrClosed
-		case <-c.p.done:
-			// The association is gone (the remote aborted or closed, or ICE failed): the buffered
-			// amount will never fall.
-			err := c.p.err()
-			_ = c.Close()
-			return 0, fmt.Errorf("rtc write to %s: %w", c.remote, err)
-		}
-	}
-}
-
-// rttSamples is how many times the window must have filled, each time sampling SCTP's smoothed round
-// trip, before it grows: the first sample is the channel-open message's round trip, which a busy
-// browser can inflate tenfold, and the smoothing (1/8 per sample) takes a while to forget it.
-const rttSamples = 8
-
-// updateWindow sizes the send window from the smallest round trip SCTP has measured and returns it.
-// The smallest, not the current one: queueing in a slow receiver raises the round trip, and a window
-// that grew with it would overflow that receiver. Called with wmu held.
-func (c *conn) updateWindow() int {
-	if sctp := c.pc.SCTP(); sctp != nil {
-		if s := sctp.Stats().SmoothedRoundTripTime; s > 0 {
-			c.nRTT++
-			if rtt := time.Duration(s * float64(time.Second)); c.minRTT == 0 || rtt < c.minRTT {
-				c.minRTT = rtt
-			}
-		}
-	}
-	w := c.minWin
-	if c.nRTT >= rttSamples {
-		w = c.windowFor(c.minRTT)
-	}
-	if w != c.window {
-		c.window = w
-		c.dc.SetBufferedAmountLowThreshold(uint64(w / 2))
-	}
-	return w
-}
-
-// windowFor is the send window for a path whose smallest round trip is rtt (0 when unknown).
-func (c *conn) windowFor(rtt time.Duration) int {
-	return min(max(int(rtt.Seconds()*c.rate), c.minWin), c.maxWin)
-}
+// errAssociationGone is pacer.reserve's word that the peer connection has ended.
+var errAssociationGone = errors.New("rtc: the association is gone")
 
 func (c *conn) Close() error {
 	c.closeChannel()
@@ -285,6 +202,7 @@ func (c *conn) Close() error {
 func (c *conn) closeChannel() {
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		c.pace.remove(c)
 		// Wake a Read blocked in SCTP, and reset our outgoing stream.
 		_ = c.rwc.SetReadDeadline(time.Unix(1, 0))
 		_ = c.rwc.Close()

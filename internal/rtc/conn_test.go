@@ -506,7 +506,7 @@ func TestSendWindow(t *testing.T) {
 
 	// The receiver keeps the system's socket buffers, so it advertises none: paced as toward a browser.
 	ca, cb := connect(t, newTestTransport(t, Config{}), newTestTransport(t, Config{SocketBuffer: -1}), nil)
-	c := ca.(*conn)
+	c := ca.(*conn).pace
 	for _, tc := range []struct {
 		rtt  time.Duration
 		want int
@@ -527,22 +527,22 @@ func TestSendWindow(t *testing.T) {
 	if _, err := io.ReadFull(cb, make([]byte, 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	c.wmu.Lock()
+	c.mu.Lock()
 	c.nRTT, c.minRTT = 0, time.Second // as if the channel-open message had taken a second
-	if w := c.updateWindow(); w != DefaultMinWindow {
+	if w := c.updateWindowLocked(); w != DefaultMinWindow {
 		t.Errorf("window %d after the first round-trip sample, want %d until %d samples", w, DefaultMinWindow, rttSamples)
 	}
 	var w int
 	for range rttSamples {
-		w = c.updateWindow()
+		w = c.updateWindowLocked()
 	}
 	rtt := c.minRTT
-	c.wmu.Unlock()
+	c.mu.Unlock()
 	if rtt <= 0 || rtt == time.Second || w != c.windowFor(rtt) {
 		t.Errorf("after 1 MiB: smallest round trip %v, window %d", rtt, w)
 	}
-	if thr := c.dc.BufferedAmountLowThreshold(); thr != uint64(w/2) {
-		t.Errorf("low threshold %d, want half the window %d", thr, w/2)
+	if thr := ca.(*conn).dc.BufferedAmountLowThreshold(); thr != uint64(w/2) {
+		t.Errorf("low threshold %d, want half the window %d (one channel)", thr, w/2)
 	}
 }
 
@@ -557,10 +557,10 @@ func TestSendWindowTowardOurPeers(t *testing.T) {
 	}
 	ca, cb := connect(t, a, b, nil)
 	want := min(max(b.rcvbuf/2, DefaultMinWindow), 8<<20)
-	if w := ca.(*conn).windowFor(time.Millisecond); w != want {
+	if w := ca.(*conn).pace.windowFor(time.Millisecond); w != want {
 		t.Errorf("window toward a peer holding %d bytes: %d, want %d", b.rcvbuf, w, want)
 	}
-	if w := cb.(*conn).windowFor(time.Millisecond); w != min(max(a.rcvbuf/2, DefaultMinWindow), 8<<20) {
+	if w := cb.(*conn).pace.windowFor(time.Millisecond); w != min(max(a.rcvbuf/2, DefaultMinWindow), 8<<20) {
 		t.Errorf("window back toward a peer holding %d bytes: %d", a.rcvbuf, w)
 	}
 
@@ -570,7 +570,7 @@ func TestSendWindowTowardOurPeers(t *testing.T) {
 		t.Fatalf("a transport with the system's buffers advertises %d", plain.rcvbuf)
 	}
 	cp, _ := connect(t, a, plain, nil)
-	if c := cp.(*conn); c.windowFor(time.Millisecond) != DefaultMinWindow || c.window != DefaultMinWindow {
+	if c := cp.(*conn).pace; c.windowFor(time.Millisecond) != DefaultMinWindow || c.window != DefaultMinWindow {
 		t.Errorf("window toward a peer that says nothing: %d (now %d), want %d", c.windowFor(time.Millisecond), c.window, DefaultMinWindow)
 	}
 	// What a peer claims is bounded by our own cap.

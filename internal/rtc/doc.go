@@ -95,7 +95,9 @@
 // charges a datagram about twice its size), up to HighWater: everything in flight then fits in the
 // remote's socket even if it stops reading for a while. A browser cannot say it and keeps the paced
 // window. Messages are a quarter of the window, at most WriteChunk (64 KiB): 16 KiB toward a browser as
-// before, 64 KiB between our peers. The window alone (16 KiB messages still), between two processes on
+// before, 64 KiB between our peers. The window belongs to the peer connection, not the channel: its
+// channels (a page fetching many files over one connection has one per file) feed one socket at the
+// remote, so their buffered amounts together stay within it (pacer.go). The window alone (16 KiB messages still), between two processes on
 // loopback, 256 MiB, median of 5 interleaved runs at load ~30: p2pcdn get x1.13 the speed of the fixed
 // 64 KiB window, at x0.78 the CPU per byte (seed + get).
 package rtc
