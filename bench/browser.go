@@ -404,7 +404,7 @@ func (b *bench) browserRows(ctx context.Context) ([]row, error) {
 			name: fmt.Sprintf("page fetches %s from p2pcdn seed of this build", sizeName(big)), unit: unitMiBs, got: tp.got,
 			baseName: fmt.Sprintf("the same from a seeder of the --before build (%s), interleaved", filepath.Base(b.before)), base: prevTP})
 	}
-	assets, err := b.assetRow(ctx, c, med, title)
+	assets, err := b.assetRows(ctx, c, med, title)
 	if err != nil {
 		return nil, err
 	}
@@ -450,7 +450,7 @@ func (b *bench) browserRows(ctx context.Context) ([]row, error) {
 		tp2.got, tp2.base = append(tp2.got, mibps(big, msDur(v))), append(tp2.base, mibps(big, msDur(r)))
 	}
 	b.pageToPage1MB, b.pageToPageMiBs = lat2.got, tp2.got
-	return append([]row{lat, tp, assets, lat2, tp2}, beforeRows...), nil
+	return append(append(append([]row{lat, tp}, assets...), lat2, tp2), beforeRows...), nil
 }
 
 func msDur(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }

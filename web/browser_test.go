@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,32 +41,27 @@ type testMediator struct {
 	lw     *lockedWriter
 	cancel context.CancelFunc
 	done   chan error
-	iceTTL time.Duration // >0: serve STUN and TURN (internal/iceserver) with credentials this long-lived
-
-	mu      sync.Mutex
-	offered []string // what the /hashes stand-in lists
+	opts   mediatorOpts
 }
 
-// offer sets what GET /hashes lists while our Go mediator does not serve it
-// itself (a stand-in in the fallback handler; the mediator's own route, once
-// it has one, answers first).
-func (m *testMediator) offer(hashes ...string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.offered = hashes
+// mediatorOpts are the test mediator's settings beyond the defaults.
+type mediatorOpts struct {
+	// iceTTL > 0 serves STUN and TURN (internal/iceserver) on a UDP port of
+	// 127.0.0.1, with credentials this long-lived; relays may reach
+	// loopback, as on one host they must.
+	iceTTL time.Duration
+	// batch is mediator.Server.Batch (0: the default).
+	batch int
 }
 
 func startMediator(t testing.TB) *testMediator {
 	t.Helper()
-	return startMediatorWith(t, 0)
+	return startMediatorWith(t, mediatorOpts{})
 }
 
-// startMediatorWith starts a mediator that also serves STUN and TURN on a
-// UDP port of 127.0.0.1, handing out credentials valid for iceTTL (relays
-// may reach loopback, as on one host they must); iceTTL 0 means neither.
-func startMediatorWith(t testing.TB, iceTTL time.Duration) *testMediator {
+func startMediatorWith(t testing.TB, opts mediatorOpts) *testMediator {
 	t.Helper()
-	m := &testMediator{t: t, addr: "127.0.0.1:0", lw: &lockedWriter{t: t}, iceTTL: iceTTL}
+	m := &testMediator{t: t, addr: "127.0.0.1:0", lw: &lockedWriter{t: t}, opts: opts}
 	m.start()
 	t.Cleanup(func() {
 		m.stop()
@@ -81,18 +79,9 @@ func (m *testMediator) start() {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, testPage)
 	})
-	mux.HandleFunc("/hashes", func(w http.ResponseWriter, r *http.Request) {
-		m.mu.Lock()
-		list := make([]map[string]any, 0, len(m.offered))
-		for _, h := range m.offered {
-			list = append(list, map[string]any{"hash": h, "seeders": 1})
-		}
-		m.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"hashes": list, "total": len(list)}) //nolint:errcheck // the test sees a failure in the page
-	})
 	mux.Handle("/", Handler())
 	srv := &mediator.Server{
+		Batch:    m.opts.batch,
 		Fallback: mux,
 		Logger:   slog.New(slog.NewTextHandler(m.lw, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
@@ -103,12 +92,12 @@ func (m *testMediator) start() {
 	m.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel, m.done = cancel, make(chan error, 2)
-	if m.iceTTL > 0 {
+	if m.opts.iceTTL > 0 {
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
 			m.t.Fatal(err)
 		}
-		ice, err := iceserver.New(iceserver.Config{PacketConn: pc, TURN: true, AllowLoopbackPeers: true, CredentialTTL: m.iceTTL, Logger: srv.Logger})
+		ice, err := iceserver.New(iceserver.Config{PacketConn: pc, TURN: true, AllowLoopbackPeers: true, CredentialTTL: m.opts.iceTTL, Logger: srv.Logger})
 		if err != nil {
 			m.t.Fatal(err)
 		}
@@ -265,8 +254,9 @@ func TestCheckInfoRejectsTampering(t *testing.T) {
 }
 
 // TestPageToPage: page A seeds a Blob, page B fetches it knowing only the
-// hash (so the info dictionary comes over p2pcdn_info), with the default
-// transports: long-polling first, then the upgrade to WebSocket.
+// hash (so the info dictionary comes over p2pcdn_info). A connects as
+// socket.io-client does, long-polling first and then the upgrade to
+// WebSocket; B with the default, WebSocket at once.
 func TestPageToPage(t *testing.T) {
 	base := startMediator(t).URL()
 	b := chromium.New(t)
@@ -276,7 +266,7 @@ func TestPageToPage(t *testing.T) {
 
 	const size = 1500000 // 8 pieces, the last one short
 	hash := eval[string](t, a, `(async () => { `+genJS+`
-		window.node = await p2pcdn.connect({iceServers: [], debug: true});
+		window.node = await p2pcdn.connect({iceServers: [], debug: true, transports: ["polling", "websocket"]});
 		const blob = new Blob([gen(`+fmt.Sprint(size)+`)]);
 		window.want = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))).join();
 		const info = await node.seed(blob, {name: "data.bin"});
@@ -299,12 +289,63 @@ func TestPageToPage(t *testing.T) {
 	if p, _ := got["progress"].(float64); p < 1 {
 		t.Errorf("onProgress was never called")
 	}
-	// Both pages started with long-polling and upgraded to WebSocket.
-	for name, tab := range map[string]context.Context{"seeder": a, "fetcher": c} {
-		waitFor(t, tab, name+" upgrade to websocket", `node.transport === "websocket"`)
-		if h := eval[[]string](t, tab, `node.transports`); len(h) < 2 || h[0] != "polling" || h[len(h)-1] != "websocket" {
-			t.Errorf("%s transports = %q, want polling then websocket", name, h)
+	// The seeder started with long-polling and upgraded to WebSocket; the
+	// fetcher used WebSocket alone.
+	waitFor(t, a, "seeder upgrade to websocket", `node.transport === "websocket"`)
+	if h := eval[[]string](t, a, `node.transports`); len(h) < 2 || h[0] != "polling" || h[len(h)-1] != "websocket" {
+		t.Errorf("seeder transports = %q, want polling then websocket", h)
+	}
+	if h := eval[[]string](t, c, `node.transports`); len(h) != 1 || h[0] != "websocket" {
+		t.Errorf("fetcher transports = %q, want websocket alone (the default)", h)
+	}
+}
+
+// TestWebSocketFallback: where WebSocket requests are refused (a proxy that
+// does not pass them), the default connection falls back to long-polling at
+// once and works; the pages fetch from each other through it.
+func TestWebSocketFallback(t *testing.T) {
+	m := startMediator(t)
+	target, err := url.Parse(m.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	refused := 0
+	var mu sync.Mutex
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			mu.Lock()
+			refused++
+			mu.Unlock()
+			http.Error(w, "no websockets here", http.StatusBadRequest)
+			return
 		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close) // after the browser's cleanup, which ends the pages' long-polls
+
+	b := chromium.New(t)
+	a, c := b.Tab(), b.NewTab()
+	navigate(t, a, proxy.URL+"/test.html")
+	navigate(t, c, proxy.URL+"/test.html")
+	hash := eval[string](t, a, `(async () => { `+genJS+`
+		window.node = await p2pcdn.connect({iceServers: []});
+		return (await node.seed(new Blob([gen(300000)]), {name: "f.bin"})).full_hash; })()`)
+	size := eval[int](t, c, fmt.Sprintf(`(async () => {
+		window.node = await p2pcdn.connect({iceServers: []});
+		return (await node.fetch(%q)).size; })()`, hash))
+	if size != 300000 {
+		t.Fatalf("fetched %d bytes through the long-polling fallback, want 300000", size)
+	}
+	for name, tab := range map[string]context.Context{"seeder": a, "fetcher": c} {
+		if h := eval[[]string](t, tab, `node.transports`); len(h) < 2 || h[0] != "websocket" || h[1] != "polling" || eval[string](t, tab, `node.transport`) != "polling" {
+			t.Errorf("%s transports = %q, want websocket, then polling for good", name, h)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if refused < 2 {
+		t.Errorf("the proxy refused %d WebSocket requests; the pages never tried one", refused)
 	}
 }
 
@@ -320,8 +361,8 @@ func TestHandler(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) || len(body) == 0 {
 			t.Errorf("GET %s: %d %q %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
 		}
-		if path == "/p2pcdn.js" && len(body) > 80<<10 {
-			t.Errorf("p2pcdn.js is %d bytes, budget is 80 KiB", len(body))
+		if path == "/p2pcdn.js" && len(body) > 88<<10 {
+			t.Errorf("p2pcdn.js is %d bytes, budget is 88 KiB", len(body))
 		}
 		checkGzip(t, base+path, body)
 		req, _ := http.NewRequest("GET", base+path, nil)
@@ -376,8 +417,8 @@ func checkGzip(t *testing.T, url string, plain []byte) {
 	if err != nil || !bytes.Equal(unz, plain) {
 		t.Errorf("GET %s: gzip body does not decompress to the plain one (%v)", url, err)
 	}
-	if strings.HasSuffix(url, ".js") && len(z) > 24<<10 {
-		t.Errorf("p2pcdn.js is %d bytes gzipped, budget is 24 KiB", len(z))
+	if strings.HasSuffix(url, ".js") && len(z) > 26<<10 {
+		t.Errorf("p2pcdn.js is %d bytes gzipped, budget is 26 KiB", len(z))
 	}
 	t.Logf("%s: %d bytes, %d gzipped", url, len(plain), len(z))
 	if r2, _ := get("gzip", resp.Header.Get("ETag")); r2.StatusCode != http.StatusNotModified {

@@ -29,6 +29,7 @@
   const MAX_WIRES = 32; // per file
   const MAX_CONNS = 100; // peer connections of a node
   const MAX_CHANNELS = 256; // files on one connection
+  const MAX_FOUND = 1000; // peers of one file remembered for fetch's verdicts
   const WAIT = 20000; // for an answer, for ICE, for a data channel to open
   const IDLE = 30000; // a connection with no channel left closes after this
   const ICE_QUIET = 5000; // no check answered this long after the last candidate: ICE failed
@@ -340,6 +341,8 @@
       this.h.onTransport('websocket');
       this._own(ws);
       ws.onopen = () => { for (const p of this.outbox.splice(0)) ws.send(p); };
+      // A proxy may hold a WebSocket it will never open: give up on it.
+      setTimeout(() => this.sid || this.close('websocket did not open within 5 s'), 5000);
     }
     close(reason) {
       if (this.closed) return;
@@ -364,12 +367,15 @@
       super();
       this.urls = mediatorURLs(url); this.transports = transports; this.log = log;
       this.session = null; this.connected = false; this.closed = false; this.attempt = 0; this.timer = null;
-      this.transport = null; this.history = [];
+      this.transport = null; this.history = []; this.wsFailed = false;
     }
     start() { this._open(); }
     _open() {
       if (this.closed) return;
-      const s = new EngineSession(this.urls, this.transports, {
+      // Once a WebSocket failed to open, start with long-polling (which
+      // still tries to upgrade) for good.
+      const order = this.wsFailed ? ['polling', 'websocket'].filter((t) => this.transports.includes(t)) : this.transports;
+      const s = new EngineSession(this.urls, order, {
         onOpen: () => s.send('40'),
         onTransport: (t) => { if (this.session === s) { this.transport = t; this.history.push(t); this.emit('transport', t); } },
         onMessage: (m) => this._onMessage(s, m),
@@ -391,6 +397,11 @@
     _onClose(s, why) {
       if (this.session !== s) return;
       this.session = null;
+      if (!s.sid && s.transport === 'websocket' && !this.wsFailed && !this.closed && this.transports.includes('polling')) {
+        this.wsFailed = true;
+        this.log('no WebSocket to the mediator (' + why + '); falling back to long-polling');
+        return this._open();
+      }
       const was = this.connected;
       this.connected = false;
       if (was) this.emit('disconnect', why);
@@ -428,16 +439,37 @@
     });
   }
 
-  // cleanIce keeps the well-formed RTCIceServer dictionaries of a list from
-  // the network: a bad one would make every RTCPeerConnection throw.
+  // cleanIce keeps the ICE servers of a list from the network that this
+  // browser takes: one it refuses would make every RTCPeerConnection throw.
+  // A plainly well-formed URL passes; any other is tried on a throwaway
+  // connection, since the rules (ports, transport, credentials' lengths) are
+  // the browser's; verdicts are kept (a mediator repeats its URLs).
+  const iceVerdicts = new Map();
+  const PLAIN_ICE = /^(stuns?:|turns?:)(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:(\d{1,5}))?(\?transport=(udp|tcp))?$/i;
   function cleanIce(list) {
     const out = [], str = (v) => typeof v === 'string' && v.length <= 512;
-    for (const s of Array.isArray(list) ? list.slice(0, 16) : []) {
+    const plain = (server) => {
+      const m = PLAIN_ICE.exec(server.urls[0]), cred = (v) => typeof v === 'string' && v.length > 0 && v.length <= 256;
+      return !!m && (!m[4] || (+m[4] > 0 && +m[4] < 65536)) && (/^stun/i.test(m[1]) ? !m[5] : cred(server.username) && cred(server.credential));
+    };
+    const takes = (server) => {
+      if (plain(server)) return true;
+      const key = JSON.stringify([server.urls[0], server.username && server.username.length, server.credential && server.credential.length]);
+      const keep = (ok) => { if (iceVerdicts.size >= 64) iceVerdicts.delete(iceVerdicts.keys().next().value); iceVerdicts.set(key, ok); return ok; };
+      if (iceVerdicts.has(key)) return iceVerdicts.get(key);
+      try { new RTCPeerConnection({ iceServers: [server] }).close(); } catch (e) {
+        // Refused, or not verified now (another error: too many connections):
+        // not kept either way, but only a refusal is final.
+        return ['SyntaxError', 'InvalidAccessError', 'TypeError', 'NotSupportedError'].includes(e.name) && keep(false);
+      }
+      return keep(true);
+    };
+    for (const s of Array.isArray(list) ? list.slice(0, 8) : []) {
       if (!s || typeof s !== 'object') continue;
-      const auth = str(s.username) && str(s.credential);
+      const auth = str(s.username) && str(s.credential) ? { username: s.username, credential: s.credential } : {};
       const urls = (Array.isArray(s.urls) ? s.urls : [s.urls]).slice(0, 8)
-        .filter((u) => str(u) && /^(stuns?|turns?):[^\s]+$/.test(u) && (auth || /^stuns?:/.test(u)));
-      if (urls.length) out.push(auth ? { urls, username: s.username, credential: s.credential } : { urls });
+        .filter((u) => str(u) && /^(stuns?|turns?):[^\s]+$/.test(u) && takes({ urls: [u], ...auth }));
+      if (urls.length) out.push(urls.some((u) => /^turns?:/.test(u)) ? { urls, ...auth } : { urls });
     }
     return out;
   }
@@ -489,6 +521,8 @@
       this.remote.add(candKind(c.candidate)); this.heard = Date.now();
       if (this.cand) this.cand(c); else if (this.early.length < 64) this.early.push(c);
     }
+    // _sender sends a local candidate to the remote as a signal, as simple-peer does.
+    _sender(hash) { return (c) => c && !this.closed && this.node._sig(hash, this.remoteId, { type: 'candidate', candidate: c.toJSON() }); }
     _cands() {
       this.cand = (c) => this.pc.addIceCandidate(c).catch((e) => this.node.log('bad candidate:', e.message));
       this.early.splice(0).forEach(this.cand);
@@ -503,7 +537,8 @@
       try {
         const pc = this._start();
         let sent = false;
-        if (node.trickle) pc.addEventListener('icecandidate', (e) => sent && e.candidate && !this.closed && node._sig(t.hash, this.remoteId, { type: 'candidate', candidate: e.candidate.toJSON() }));
+        const send = this._sender(t.hash);
+        if (node.trickle) pc.addEventListener('icecandidate', (e) => sent && send(e.candidate));
         w.attach(this, pc.createDataChannel(LABEL + t.hash, { ordered: true }));
         const answered = new Promise((resolve) => { this.onAnswer = resolve; });
         await pc.setLocalDescription(await pc.createOffer());
@@ -533,7 +568,7 @@
       try {
         const pc = this._start();
         let early = [];
-        const send = (c) => c && !this.closed && node._sig(t.hash, this.remoteId, { type: 'candidate', candidate: c.toJSON() });
+        const send = this._sender(t.hash);
         if (trickle) pc.addEventListener('icecandidate', (e) => early ? early.push(e.candidate) : send(e.candidate));
         this._remoteSDP(sdp);
         await pc.setRemoteDescription({ type: 'offer', sdp });
@@ -599,6 +634,7 @@
       this.closed = true; this.node.nconns--;
       clearTimeout(this.timer); clearTimeout(this.idle);
       if (this.node.conns.get(this.remoteId) === this) this.node.conns.delete(this.remoteId);
+      if (this.node.single.get(this.remoteId + this.hash) === this) this.node.single.delete(this.remoteId + this.hash);
       if (this.onAnswer) this.onAnswer(null);
       this.node.log('connection with', this.remoteId.slice(0, 8), 'closed:', why);
       if (fail && !this.open) for (const h of new Set(this.hashes())) { const t = this.node.transfers.get(h); if (t) t._failed(this.remoteId, fail, this); }
@@ -923,6 +959,8 @@
     // _failed notes that connecting to peer id failed: kind is 'ice', 'no
     // answer', 'refused' (it does not have the file) or 'error'.
     _failed(id, kind, conn) {
+      this.failed.delete(id);
+      if (this.failed.size >= MAX_FOUND) this.failed.delete(this.failed.keys().next().value); // the oldest
       this.failed.set(id, { kind, at: Date.now(), local: conn ? [...conn.local] : [], remote: conn ? [...conn.remote] : [] });
       this._checkHopeless();
     }
@@ -1170,10 +1208,14 @@
       this.cacheEnabled = !!opts.cache;
       this.debug = !!opts.debug;
       this.transfers = new Map();
-      this.conns = new Map(); this.nconns = 0; // shared connections by remote peer id; all connections
-      this.mediatorIce = []; this.iceTimer = null; this.capabilities = null; this.outq = null;
+      // Connections: shared ones (or dials not answered yet) by remote peer
+      // id, single-file ones (prototype peers) by id + hash; a count of all.
+      this.conns = new Map(); this.single = new Map(); this.nconns = 0;
+      this.mediatorIce = []; this.iceTimer = null; this.iceAsked = false; this.capabilities = null; this.outq = null;
       this.closed = false; this.established = false;
-      this.link = new MediatorLink(opts.mediator, opts.transports || ['polling', 'websocket'], (...a) => this.log(...a));
+      // WebSocket first (a quarter of long-polling's handshake time, measured),
+      // long-polling if it does not open.
+      this.link = new MediatorLink(opts.mediator, opts.transports || ['websocket', 'polling'], (...a) => this.log(...a));
       this.link.on('connect', () => this.link.send('handshake', this.peerId, 0));
       this.link.on('disconnect', () => { this.established = false; });
       this.link.on('transport', (t) => this.emit('transport', t));
@@ -1210,7 +1252,7 @@
         this.emit('established');
         return;
       }
-      if (name === 'ice_servers') { if (this.capabilities) this._setIce(args[0]); return; }
+      if (name === 'ice_servers') { if (this.iceAsked) { this.iceAsked = false; this._setIce(args[0]); } return; } // only as our request's answer
       const hash = args[0];
       if (typeof hash !== 'string' || !HEX40.test(hash)) return;
       const t = this.transfers.get(hash);
@@ -1220,7 +1262,7 @@
         let dials = 0;
         for (const id of args[1].slice(0, 1000)) {
           if (typeof id !== 'string' || !HEX40.test(id) || id === this.peerId) continue;
-          t.found.add(id);
+          if (t.found.size < MAX_FOUND) t.found.add(id);
           if (t.wires.size < MAX_DIAL && dials < MAX_DIAL && this._connect(t, id)) dials++;
         }
         t._checkHopeless();
@@ -1230,9 +1272,9 @@
         let sig;
         try { sig = JSON.parse(data); } catch (e) { return this.log('ignoring a malformed signal from', from.slice(0, 8)); }
         let c = this.conns.get(from);
-        if (!c || c.hash !== hash) { const w = t.wires.get(from); c = w && w.conn; }
+        if (!c || c.hash !== hash) c = this.single.get(from + hash);
         const cand = sig && sig.candidate;
-        if (cand && typeof cand.candidate === 'string') { if (c && c.addCandidate) c.addCandidate(cand); return; }
+        if (cand && typeof cand.candidate === 'string') { if (c) c.addCandidate(cand); return; }
         if (!sig || typeof sig.sdp !== 'string') return;
         if (sig.type === 'offer') this._answer(t, from, sig);
         else if (sig.type === 'answer' && c && c.onAnswer && c.hash === hash) c.onAnswer(sig);
@@ -1249,7 +1291,7 @@
       this.mediatorIce = cleanIce(o && o.ice_servers);
       const left = o && Number.isFinite(o.ice_expires) ? o.ice_expires * 1000 - Date.now() : 0;
       // Fresh TURN credentials before these expire.
-      if (left > 0) this.iceTimer = setTimeout(() => this.established && this.link.send('get_ice_servers'), Math.max(1000, left - Math.min(60000, left / 2)));
+      if (left > 0) this.iceTimer = setTimeout(() => { if (this.established) this.iceAsked = this.link.send('get_ice_servers'); }, Math.max(1000, left - Math.min(60000, left / 2)));
     }
     // ---- mediation events, batched toward a mediator that takes batches ----
     _emit(name, hash) {
@@ -1301,20 +1343,22 @@
     // file, and the files queued on it get connections of their own.
     _unshare(c) {
       if (this.conns.get(c.remoteId) === c) this.conns.delete(c.remoteId);
+      this.single.set(c.remoteId + c.hash, c);
       const q = [...c.queue];
       c.queue.clear();
       for (const h of q) { const t = this.transfers.get(h); if (t && t.wanted && !t.complete) this._connect(t, c.remoteId); }
     }
     _answer(t, id, sig) {
       if (!t.info && !t.wanted) return;
-      const ours = this.trickle && sig.p2pcdn === 1;
-      const old = ours ? this.conns.get(id) : t.wires.get(id) && t.wires.get(id).conn;
+      const ours = this.trickle && sig.p2pcdn === 1, d = this.conns.get(id);
+      // The connection this offer replaces: ours with that peer, or its one for this file.
+      const old = ours ? d : this.single.get(id + t.hash) || (d && d.hash === t.hash && !d.answered ? d : null);
       let requeue = [];
-      if (old && old.close) {
+      if (old) {
         // Both sides dialled each other: the offer of the higher id wins.
         if (old.initiator && !old.answered && this.peerId > id) return;
         requeue = old.hashes();
-        if (old.queue) old.queue.clear();
+        old.queue.clear();
         old.close(old.open ? 'replaced by a new connection' : 'crossed offers');
       }
       if (this.nconns >= MAX_CONNS || t.wires.size >= MAX_WIRES) return;
@@ -1322,7 +1366,7 @@
       if (ours) {
         this.conns.set(id, c);
         for (const h of requeue) if (h !== t.hash) c.queue.add(h);
-      }
+      } else this.single.set(id + t.hash, c);
       c.answer(t, sig.sdp, sig.trickle === true);
       if (!ours) for (const h of requeue) { const o = this.transfers.get(h); if (h !== t.hash && o && o.wanted && !o.complete) this._connect(o, id); }
     }
@@ -1419,7 +1463,7 @@
       this.closed = true;
       clearInterval(this.ticker); clearTimeout(this.iceTimer);
       this.link.close();
-      for (const c of [...this.conns.values()]) c.close('node closed');
+      for (const c of [...this.conns.values(), ...this.single.values()]) c.close('node closed');
       for (const t of this.transfers.values()) {
         for (const w of [...t.wires.values()]) w.close('node closed');
         t._reject(fail('CLOSED', 'node closed before the file was complete', t.found.size));

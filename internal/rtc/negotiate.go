@@ -128,15 +128,11 @@ func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDe
 	if err := pc.SetLocalDescription(desc); err != nil {
 		return fmt.Errorf("set local %s: %w", desc.Type, err)
 	}
+	var early []webrtc.ICECandidateInit // taken from localCand while waiting
 	if complete {
-		timer := time.NewTimer(gatherTimeout)
-		defer timer.Stop()
-		select {
-		case <-n.gathered:
-		case <-timer.C:
-			n.t.log.Debug("rtc: sending a description before gathering completed", "type", desc.Type)
-		case <-ctx.Done():
-			return ctx.Err()
+		var err error
+		if early, err = n.awaitGathering(ctx); err != nil {
+			return err
 		}
 	}
 	local := pc.LocalDescription()
@@ -151,7 +147,41 @@ func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDe
 	if err := n.send(ctx, sig.String()); err != nil {
 		return fmt.Errorf("send %s: %w", local.Type, err)
 	}
+	for _, c := range early { // those the description missed are held or trickled
+		n.localCandidate(ctx, c)
+	}
 	return nil
+}
+
+// awaitGathering waits until our candidates are complete, or settled: a
+// server gave us one (server-reflexive or relayed) and none came for
+// gatherQuiet, which is how a STUN or TURN server that never answers (UDP
+// blocked) looks; or gatherTimeout passed. It returns the candidates it took
+// from localCand meanwhile.
+func (n *negotiation) awaitGathering(ctx context.Context) ([]webrtc.ICECandidateInit, error) {
+	timer := time.NewTimer(gatherTimeout)
+	defer timer.Stop()
+	var quiet <-chan time.Time
+	var early []webrtc.ICECandidateInit
+	for {
+		select {
+		case <-n.gathered:
+			return early, nil
+		case <-timer.C:
+			n.t.log.Debug("rtc: sending a description before gathering completed")
+			return early, nil
+		case <-quiet:
+			n.t.log.Debug("rtc: sending a description with the candidates so far: a server is not answering")
+			return early, nil
+		case c := <-n.localCand:
+			early = append(early, c)
+			if k := candidateKind(c.Candidate); k&fromServers != 0 || quiet != nil {
+				quiet = time.After(gatherQuiet)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // localCandidate handles one candidate pion gathered after our description was made.

@@ -22,8 +22,11 @@ var ErrClosed = errors.New("rtc: transport closed")
 // Tuning of ICE (measured with BenchmarkSetupVariant, see doc.go).
 const (
 	// relayAcceptanceWait holds back nominating a relayed pair for a moment after checks start, so that
-	// a direct path found at about the same time wins. Other pairs are taken as soon as they work.
-	relayAcceptanceWait = 100 * time.Millisecond
+	// a direct path found a little later wins (relayed bytes cost the mediator). Other pairs are taken
+	// as soon as they work. BenchmarkSetupVariant: between symmetric NATs, where only the relay works,
+	// 300 ms costs about 0.09 s over 100 ms; in the NAT lab under heavy load (load average 30+ on 2
+	// cores), 100 ms once let two cone NATs settle for the relay.
+	relayAcceptanceWait = 300 * time.Millisecond
 	// iceDisconnected and iceFailed: an open connection that hears nothing for 4 s is disconnected and
 	// after 10 s failed. pion also fails checks that found nothing after their sum (the watch in
 	// icefail.go usually ends a hopeless negotiation much sooner).
@@ -34,6 +37,9 @@ const (
 	// TURN servers that do not answer, e.g. UDP blocked). Later candidates are trickled to peers of
 	// ours; a prototype peer gets what was gathered by then.
 	gatherTimeout = 2 * time.Second
+	// gatherQuiet: once a server gave us a candidate, a description is sent when no other came for
+	// this long (the rest of the servers are probably unreachable; later ones are trickled to ours).
+	gatherQuiet = 300 * time.Millisecond
 )
 
 // Transport makes WebRTC data-channel connections. Use one per process: it owns the pion API and its
@@ -90,8 +96,10 @@ func New(cfg Config) (*Transport, error) {
 		// Also covers peer-reflexive candidates: Chromium in a loopback-only namespace sends its checks
 		// from 127.0.0.1 without announcing that address, and those must be accepted.
 		se.SetRemoteIPFilter(isLoopback4)
-		// TCP4 for ICE-TCP (Config.ICETCPListener here, active candidates toward one elsewhere).
-		networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4}
+		networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+		if cfg.ICETCPListener != nil {
+			networks = append(networks, webrtc.NetworkTypeTCP4) // passive ICE-TCP candidates
+		}
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
 	se.SetNetworkTypes(networks)
