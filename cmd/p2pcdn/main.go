@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 
@@ -89,13 +90,21 @@ func onUsageError(cctx *cli.Context, err error, _ bool) error {
 	return usageErrorf("%w (see %s --help)", err, name)
 }
 
+// envCPUProfile names a file to write a CPU profile of the whole run to (pprof format), for
+// performance work (bench/README.md).
+const envCPUProfile = "P2PCDN_CPUPROFILE"
+
 func main() {
 	// Packages that log through the default logger (the hash cache's
 	// warnings) print as the commands' own warnings do.
 	slog.SetDefault(slog.New(newUserHandler(func(line string) { fmt.Fprintln(os.Stderr, line) })))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp()
-	err := app.RunContext(ctx, os.Args)
+	stopProfile, err := startProfile(os.Getenv(envCPUProfile))
+	if err == nil {
+		err = app.RunContext(ctx, os.Args)
+		stopProfile()
+	}
 	stop()
 	wantJSON, _ := app.Metadata[metaJSON].(bool)
 	if !wantJSON && err != nil {
@@ -104,6 +113,27 @@ func main() {
 		wantJSON = errors.As(err, &ee) && ee.code == exitUsage && slices.Contains(os.Args[1:], "--json")
 	}
 	os.Exit(report(os.Stdout, os.Stderr, err, wantJSON))
+}
+
+// startProfile starts a CPU profile into path, if set, and returns what stops it.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "p2pcdn: %s: %v\n", envCPUProfile, err)
+		}
+	}, nil
 }
 
 // report prints err for the user, once, on one line (and as a JSON object on

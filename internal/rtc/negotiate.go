@@ -116,6 +116,7 @@ func (n *negotiation) accept(ctx context.Context, offer Signal) (*conn, error) {
 func (n *negotiation) noteRemote(sig Signal) {
 	n.p.mu.Lock()
 	n.p.remoteExt = sig.P2PCDN
+	n.p.remoteRcvbuf = sig.RecvBuffer
 	n.p.mu.Unlock()
 }
 
@@ -142,7 +143,7 @@ func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDe
 			n.localKinds |= candidateKind(c)
 		}
 	}
-	sig := Signal{Type: local.Type.String(), SDP: local.SDP, Trickle: true, P2PCDN: ExtensionLevel}
+	sig := Signal{Type: local.Type.String(), SDP: local.SDP, Trickle: true, P2PCDN: ExtensionLevel, RecvBuffer: n.t.rcvbuf}
 	if err := n.send(ctx, sig.String()); err != nil {
 		return fmt.Errorf("send %s: %w", local.Type, err)
 	}

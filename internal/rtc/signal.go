@@ -29,14 +29,20 @@ var ErrBadSignal = errors.New("bad signal")
 // Signal is one simple-peer compatible signalling message: an offer or answer carrying an SDP, or a
 // trickle candidate. Our offers and answers are marked (docs/extensions.md): Trickle says the sender
 // takes trickled candidates and trickles toward marked peers, P2PCDN the extension level it speaks (1:
-// more data channels may be opened on the connection). simple-peer ignores both fields.
+// more data channels may be opened on the connection). RecvBuffer, on descriptions from our native
+// peers, is what the sender's UDP socket holds, so that a sender may keep more in flight toward it than
+// toward a browser (see Config.MinWindow). simple-peer ignores these fields.
 type Signal struct {
-	Type      string                   `json:"type,omitempty"`
-	SDP       string                   `json:"sdp,omitempty"`
-	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
-	Trickle   bool                     `json:"trickle,omitempty"`
-	P2PCDN    int                      `json:"p2pcdn,omitempty"`
+	Type       string                   `json:"type,omitempty"`
+	SDP        string                   `json:"sdp,omitempty"`
+	Candidate  *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Trickle    bool                     `json:"trickle,omitempty"`
+	P2PCDN     int                      `json:"p2pcdn,omitempty"`
+	RecvBuffer int                      `json:"rcvbuf,omitempty"`
 }
+
+// maxRecvBuffer bounds an advertised receive buffer; larger values are ignored.
+const maxRecvBuffer = 1 << 30
 
 // ExtensionLevel is the level of docs/extensions.md our signals carry in "p2pcdn".
 const ExtensionLevel = 1
@@ -70,6 +76,7 @@ func ParseSignal(s string) (Signal, error) {
 		TransceiverRequest json.RawMessage `json:"transceiverRequest"`
 		Trickle            json.RawMessage `json:"trickle"`
 		P2PCDN             json.RawMessage `json:"p2pcdn"`
+		RecvBuffer         json.RawMessage `json:"rcvbuf"`
 	}
 	trimmed := bytes.TrimSpace([]byte(s))
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -90,6 +97,10 @@ func ParseSignal(s string) (Signal, error) {
 	var level float64
 	if json.Unmarshal(raw.P2PCDN, &level) == nil && level >= 1 && level <= 1<<16 {
 		sig.P2PCDN = int(level)
+	}
+	var rcvbuf float64
+	if json.Unmarshal(raw.RecvBuffer, &rcvbuf) == nil && rcvbuf >= 1 && rcvbuf <= maxRecvBuffer {
+		sig.RecvBuffer = int(rcvbuf)
 	}
 	hasCandidate := len(raw.Candidate) > 0 && !bytes.Equal(raw.Candidate, []byte("null"))
 	switch {

@@ -50,6 +50,8 @@ type Transport struct {
 	log   *slog.Logger
 	tcp   ice.TCPMux // ICE-TCP passive candidates; nil without Config.ICETCPListener
 	tcpLn net.Listener
+	// rcvbuf is what our ICE UDP sockets hold, advertised in our descriptions (netbuf.go); 0 if unknown
+	rcvbuf int
 
 	mu     sync.Mutex
 	closed bool
@@ -70,6 +72,7 @@ func New(cfg Config) (*Transport, error) {
 	se.SetPrflxAcceptanceMinWait(0)
 	se.SetRelayAcceptanceMinWait(relayAcceptanceWait)
 	se.SetICETimeouts(iceDisconnected, iceFailed, iceKeepalive)
+	rcvbuf := 0
 	switch {
 	case cfg.Net != nil:
 		se.SetNet(cfg.Net)
@@ -80,8 +83,9 @@ func New(cfg Config) (*Transport, error) {
 			return nil, err
 		}
 		se.SetNet(n)
+		rcvbuf = n.rcvbuf
 	}
-	t := &Transport{cfg: cfg, log: cfg.Logger, peers: make(map[*Peer]struct{})}
+	t := &Transport{cfg: cfg, log: cfg.Logger, peers: make(map[*Peer]struct{}), rcvbuf: rcvbuf}
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6,
 		webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6}
 	if cfg.Loopback {
