@@ -285,28 +285,35 @@ func (h *Host) incoming(c *pconn, conn rtc.Conn) {
 		}
 	}
 	if !ok || l == nil || l.closed || l.banned[c.remote] || len(c.chans) >= h.cfg.MaxChannels {
-		_ = conn.Close()
-		if !c.refusals.Allow() {
-			h.log.Debug("peer keeps opening channels we refuse; closing the connection", "peer", c.remote,
-				"label", conn.Label())
-			h.dropLocked(c)
-		}
+		h.refuseLocked(c, conn)
 		return
 	}
 	if old := c.chans[hash]; old != nil {
 		// Both sides opened a channel for the file at once: the higher id's
 		// stays.
 		if !old.initiator || h.selfID() > c.remote {
-			_ = conn.Close()
+			h.refuseLocked(c, conn)
 			return
 		}
 		old.cancel()
 		delete(c.chans, hash)
 	} else if l.sessionsLocked() >= l.maxPeers {
-		_ = conn.Close()
+		h.refuseLocked(c, conn)
 		return
 	}
 	h.serveLocked(c, l, conn, false)
+}
+
+// refuseLocked closes a channel the remote opened, and the whole connection
+// once the remote has spent its budget of refused channels: each costs us a
+// drain, and an honest peer rarely meets a refusal.
+func (h *Host) refuseLocked(c *pconn, conn rtc.Conn) {
+	_ = conn.Close()
+	if !c.refusals.Allow() {
+		h.log.Debug("peer keeps opening channels we refuse; closing the connection", "peer", c.remote,
+			"label", conn.Label())
+		h.dropLocked(c)
+	}
 }
 
 // openChannelLocked opens a channel for l's file on the open shared
