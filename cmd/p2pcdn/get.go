@@ -14,6 +14,7 @@ import (
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/fetch"
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 )
 
 // maxInfoFile bounds the --info file; a dictionary of a 40 GB file is ~8 MB.
@@ -85,8 +86,16 @@ func runGet(cctx *cli.Context) error {
 		mediatorURL = "ws://" + defaultMediatorAddr
 	}
 
+	// --verbose shows where the time went, step by step (the round trips of a download).
+	ctx := cctx.Context
+	var tl *timeline.Timeline
+	if cctx.Bool("verbose") {
+		tl = timeline.New(processStart(cctx))
+		tl.Mark("start")
+		ctx = timeline.NewContext(ctx, tl)
+	}
 	bar := newGetBar(os.Stderr)
-	res, err := fetch.Run(cctx.Context, fetch.Config{
+	res, err := fetch.Run(ctx, fetch.Config{
 		Hash:     hash,
 		Info:     info,
 		Output:   cctx.String("output"),
@@ -97,6 +106,9 @@ func runGet(cctx *cli.Context) error {
 		Progress: bar.update,
 	})
 	bar.finish()
+	if tl != nil {
+		tl.WriteTo(os.Stderr)
+	}
 	switch {
 	case errors.Is(err, fetch.ErrNoPeers):
 		return withCode(exitNoPeers, err)

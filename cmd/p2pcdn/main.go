@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -63,10 +64,24 @@ func newApp() *cli.App {
 }
 
 func main() {
+	start := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp().RunContext(ctx, os.Args)
+	app := newApp()
+	app.Metadata = map[string]any{startKey: start}
+	err := app.RunContext(ctx, os.Args)
 	stop()
 	os.Exit(report(err))
+}
+
+// startKey is the app's Metadata key for when main began (for get --verbose's timeline).
+const startKey = "start"
+
+// processStart is when main began, or now when unknown (tests running a command directly).
+func processStart(cctx *cli.Context) time.Time {
+	if t, ok := cctx.App.Metadata[startKey].(time.Time); ok {
+		return t
+	}
+	return time.Now()
 }
 
 // report prints err for the user and returns the process exit code.

@@ -24,6 +24,7 @@ import (
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/store"
 	"github.com/p2pcdn/p2pcdn/internal/swarm"
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 	"github.com/p2pcdn/p2pcdn/internal/wire"
 )
 
@@ -195,6 +196,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return nil, err
 	}
+	timeline.Mark(ctx, "file in place")
 	st := t.Stats()
 	res := &Result{
 		Path:       d.path,
@@ -302,6 +304,7 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 	defer tick.Stop()
 
 	client.GetPeers(ctx, d.cfg.Hash)
+	timeline.Mark(ctx, "mediator: get_peers sent")
 	// Progress is verified data only (the info dictionary, then pieces), so
 	// a peer sending bytes that never verify cannot hold --timeout off.
 	lastProgress := time.Now()
@@ -330,6 +333,9 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 			}
 			return swarm.ErrClosed
 		case known = <-link.Peers():
+			if len(known) > 0 {
+				timeline.Mark(ctx, "mediator: peers answered")
+			}
 			u.found(known)
 			connect()
 		case f := <-d.failures:

@@ -49,6 +49,7 @@ import (
 
 	"github.com/p2pcdn/p2pcdn/internal/mediation"
 	"github.com/p2pcdn/p2pcdn/internal/socketio"
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 )
 
 // Event is Peers or Signal.
@@ -293,6 +294,7 @@ func (c *Client) connect(ctx context.Context) (*socketio.Conn, *caps, error) {
 		conn.Close()
 		return nil, nil, fmt.Errorf("sending the handshake to %s: %w", c.url, err)
 	}
+	timeline.Mark(ctx, "mediator: handshake sent")
 	for {
 		ev, err := conn.ReadEvent(ctx)
 		if err != nil {
@@ -306,6 +308,7 @@ func (c *Client) connect(ctx context.Context) (*socketio.Conn, *caps, error) {
 			return nil, nil, fmt.Errorf("%s: %w", c.url, errRefused)
 		}
 		if ev.Name == mediation.EventEstablished {
+			timeline.Mark(ctx, "mediator: established")
 			return conn, parseCaps(ev.Args, c.log), nil
 		}
 		c.dispatch(ev)

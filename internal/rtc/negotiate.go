@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 )
 
 // maxHeldCandidates bounds the candidates a negotiation holds: remote ones that came before the
@@ -35,6 +37,7 @@ type negotiation struct {
 	localKinds  CandidateKinds
 	remoteKinds CandidateKinds
 	watch       iceWatch
+	tl          *timeline.Timeline // nil unless the caller's context carries one
 }
 
 func (t *Transport) newNegotiation(opt Options, send func(context.Context, string) error, recv <-chan string,
@@ -59,6 +62,16 @@ func (t *Transport) newNegotiation(opt Options, send func(context.Context, strin
 		default:
 		}
 	})
+	if tl := opt.timeline; tl != nil {
+		if sctp := p.pc.SCTP(); sctp != nil && sctp.Transport() != nil {
+			sctp.Transport().OnStateChange(func(st webrtc.DTLSTransportState) {
+				if st == webrtc.DTLSTransportStateConnected {
+					tl.Mark("rtc: DTLS connected")
+				}
+			})
+		}
+	}
+	n.tl = opt.timeline
 	if f := opt.ICEConnected; f != nil {
 		var once sync.Once
 		p.pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) {
@@ -87,6 +100,7 @@ func (n *negotiation) dial(ctx context.Context, label string) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create offer: %w", err)
 	}
+	n.tl.Mark("rtc: offer created")
 	// Whoever answers, the offer carries what we gathered: the prototype needs complete SDP.
 	if err := n.sendDescription(ctx, offer, true); err != nil {
 		return nil, err
@@ -150,6 +164,7 @@ func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDe
 	if err := n.send(ctx, sig.String()); err != nil {
 		return fmt.Errorf("send %s: %w", local.Type, err)
 	}
+	n.tl.Mark("rtc: " + local.Type.String() + " sent")
 	return nil
 }
 
@@ -234,6 +249,7 @@ func (n *negotiation) await(ctx context.Context, want string) (*conn, error) {
 			}
 			return nil, fmt.Errorf("peer connection ended before the data channel opened: %w", n.p.err())
 		case c := <-n.p.first:
+			n.tl.Mark("rtc: data channel open")
 			return c, nil
 		case c := <-n.localCand:
 			n.localCandidate(ctx, c)
@@ -260,6 +276,7 @@ func (n *negotiation) await(ctx context.Context, want string) (*conn, error) {
 				if sig.Type != want {
 					return nil, fmt.Errorf("%w: unexpected %s", ErrBadSignal, sig.Type)
 				}
+				n.tl.Mark("rtc: " + sig.Type + " received")
 				n.noteRemote(sig)
 				if err := n.setRemote(webrtc.NewSDPType(sig.Type), sig.SDP); err != nil {
 					return nil, err

@@ -14,6 +14,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 )
 
 // ErrClosed is returned by a Transport used after Close.
@@ -152,6 +154,8 @@ type Options struct {
 	// ICEConnected, if set, is called once, from pion's goroutine, when ICE has found a working path
 	// (the remote has proved it is reachable), before DTLS and the channel are up.
 	ICEConnected func()
+
+	timeline *timeline.Timeline // marks DTLS and the channel (withTimeline)
 }
 
 // Dial is the offerer side: it creates the peer connection and one ordered reliable data channel,
@@ -188,7 +192,7 @@ func (t *Transport) Accept(ctx context.Context, offer string, send func(ctx cont
 // later ones are trickled if the answer shows a peer of ours.
 func (t *Transport) DialPeer(ctx context.Context, opt Options, send func(ctx context.Context, signal string) error,
 	recv <-chan string) (*Peer, Conn, error) {
-	n, err := t.newNegotiation(opt, send, recv, iceMinDial)
+	n, err := t.newNegotiation(withTimeline(ctx, opt), send, recv, iceMinDial)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -212,7 +216,7 @@ func (t *Transport) AcceptPeer(ctx context.Context, offer string, opt Options,
 	if sig.Type != SignalOffer {
 		return nil, nil, fmt.Errorf("rtc accept: %w: got %q signal, want offer", ErrBadSignal, sig.Type)
 	}
-	n, err := t.newNegotiation(opt, send, recv, iceMinAccept)
+	n, err := t.newNegotiation(withTimeline(ctx, opt), send, recv, iceMinAccept)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -222,6 +226,23 @@ func (t *Transport) AcceptPeer(ctx context.Context, offer string, opt Options,
 		return nil, nil, fmt.Errorf("rtc accept: %w", err)
 	}
 	return n.p, c, nil
+}
+
+// withTimeline makes opt mark ICE, DTLS and the channel on the timeline ctx carries, if any.
+func withTimeline(ctx context.Context, opt Options) Options {
+	tl := timeline.FromContext(ctx)
+	if tl == nil {
+		return opt
+	}
+	f := opt.ICEConnected
+	opt.ICEConnected = func() {
+		tl.Mark("rtc: ICE connected")
+		if f != nil {
+			f()
+		}
+	}
+	opt.timeline = tl
+	return opt
 }
 
 func randomLabel() string {

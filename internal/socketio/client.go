@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 )
 
 // DialOptions configures Dial. The zero value (or nil) is usable.
@@ -55,12 +57,13 @@ func Dial(ctx context.Context, rawURL string, opt *DialOptions) (*Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.HandshakeTimeout)
 	defer cancel()
+	tl := timeline.FromContext(ctx)
 	d := websocket.Dialer{
 		HandshakeTimeout: o.HandshakeTimeout,
 		ReadBufferSize:   1024,
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{},
-		NetDialContext:   o.NetDialContext,
+		NetDialContext:   markDial(tl, o.NetDialContext),
 	}
 	ws, resp, err := d.DialContext(ctx, u, o.Header)
 	if err != nil {
@@ -69,10 +72,11 @@ func Dial(ctx context.Context, rawURL string, opt *DialOptions) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("socketio: connect to %s: %w", u, err)
 	}
+	tl.Mark("mediator: WebSocket open")
 	ws.SetReadLimit(int64(o.MaxPayload))
 	// The handshake reads below block; abandon them when ctx ends.
 	stop := context.AfterFunc(ctx, func() { _ = ws.Close() })
-	c, err := clientHandshake(ws, &o)
+	c, err := clientHandshake(ws, &o, tl)
 	if !stop() || err != nil {
 		_ = ws.Close()
 		if err == nil || ctx.Err() != nil {
@@ -85,8 +89,26 @@ func Dial(ctx context.Context, rawURL string, opt *DialOptions) (*Conn, error) {
 	return c, nil
 }
 
+// markDial wraps dial (nil: a plain net.Dialer) to mark the TCP connection on tl.
+func markDial(tl *timeline.Timeline, dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if tl == nil {
+		return dial
+	}
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err == nil {
+			tl.Mark("mediator: TCP connected")
+		}
+		return c, err
+	}
+}
+
 // clientHandshake reads the open packet, sends "40" and waits for the namespace answer.
-func clientHandshake(ws *websocket.Conn, o *DialOptions) (*Conn, error) {
+func clientHandshake(ws *websocket.Conn, o *DialOptions, tl *timeline.Timeline) (*Conn, error) {
 	remote := ws.RemoteAddr().String()
 	_, data, err := ws.ReadMessage()
 	if err != nil {
@@ -104,6 +126,7 @@ func clientHandshake(ws *websocket.Conn, o *DialOptions) (*Conn, error) {
 	if err := json.Unmarshal(data[1:], &open); err != nil || open.Sid == "" || open.PingInterval <= 0 || open.PingTimeout <= 0 {
 		return nil, fmt.Errorf("socketio: malformed open packet from %s: %.80q", remote, data)
 	}
+	tl.Mark("mediator: Engine.IO open")
 	c := newConn(open.Sid, remote, o.Logger)
 	c.transport = transportWebsocket
 	c.ws = ws
@@ -148,6 +171,7 @@ func clientHandshake(ws *websocket.Conn, o *DialOptions) (*Conn, error) {
 		}
 		switch sp.Type {
 		case socketConnect:
+			tl.Mark("mediator: Socket.IO connected")
 			c.connected = true
 			return c, nil
 		case socketConnectError:

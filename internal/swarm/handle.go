@@ -135,6 +135,7 @@ func (t *Torrent) handleExtHandshakeLocked(p *peer, payload []byte) error {
 	if err != nil {
 		return err
 	}
+	p.tl.Mark("bt: extended handshake received")
 	p.infoExtID = h.M[wire.InfoExtName]
 	if p.infoExtID != 0 && h.InfoSize > 0 {
 		p.infoSize = h.InfoSize
@@ -203,6 +204,7 @@ func (t *Torrent) fillLocked(p *peer) {
 		p.outstanding[k] = request{seq: t.reqSeq, at: time.Now()}
 		begin, n := t.blockRange(k)
 		p.send(wire.Message{ID: wire.Request, Index: uint32(k.piece), Begin: uint32(begin), Length: uint32(n)})
+		p.tl.Mark("bt: first block requested")
 	}
 }
 
@@ -352,6 +354,7 @@ func (t *Torrent) handleBlock(p *peer, m wire.Message) error {
 		t.mu.Unlock()
 		return fmt.Errorf("%w: %w", ErrBanned, why)
 	}
+	p.tl.Mark("bt: first block received")
 	p.down.Add(int64(len(m.Payload)))
 	t.down.Add(int64(len(m.Payload)))
 	i := int(m.Index)
@@ -416,7 +419,11 @@ func (t *Torrent) handleBlock(p *peer, m wire.Message) error {
 		t.mu.Unlock()
 		return nil
 	}
+	p.tl.Mark("bt: first piece verified")
 	t.pieceDoneLocked(i)
+	if t.completeLocked() {
+		p.tl.Mark("bt: complete")
+	}
 	t.mu.Unlock()
 	if t.cfg.OnPiece != nil {
 		t.cfg.OnPiece(i)
@@ -487,6 +494,7 @@ func (t *Torrent) startInfoFetchLocked() {
 				q.send(wire.Message{ID: wire.Extended, ExtID: uint8(q.infoExtID),
 					Payload: wire.AppendInfoMsg(nil, wire.InfoMsg{Type: wire.InfoRequest, Piece: j})})
 			}
+			q.tl.Mark("bt: info dictionary requested")
 			t.log.Debug("fetching the info dictionary", "peer", q.remote, "size", q.infoSize)
 			return
 		}
@@ -571,6 +579,7 @@ func (t *Torrent) acceptInfo(p *peer, data []byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.infoBusy, t.infoFetcher = false, nil
+	p.tl.Mark("bt: info dictionary verified")
 	t.log.Info("got the info dictionary", "peer", p.remote, "name", info.FileName, "pieces", info.PiecesAmount)
 	if err := t.installLocked(info, store); err != nil {
 		t.fail(err)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 	"github.com/p2pcdn/p2pcdn/internal/wire"
 )
 
@@ -34,6 +35,7 @@ type peer struct {
 	cancel   context.CancelCauseFunc
 	out      *outbox
 	up, down atomic.Int64
+	tl       *timeline.Timeline // the steps of a download, from AddPeer's context; usually nil
 
 	// under t.mu
 	bf           []byte // remote's bitfield; grows while the info is unknown
@@ -101,7 +103,8 @@ func (t *Torrent) AddPeer(ctx context.Context, conn io.ReadWriteCloser, initiato
 	}
 	p := &peer{t: t, remote: remote, id: hs.PeerID, extended: hs.SupportsExtensions(), cancel: cancel,
 		out: newOutbox(), peerChoking: true, outstanding: map[blockKey]request{},
-		lastRecv: time.Now(), hasher: content.NewPieceHasher(), depth: t.cfg.Pipeline, lastSample: time.Now()}
+		lastRecv: time.Now(), hasher: content.NewPieceHasher(), depth: t.cfg.Pipeline, lastSample: time.Now(),
+		tl: timeline.FromContext(ctx)}
 	if err := t.register(p); err != nil {
 		return err
 	}
@@ -148,6 +151,7 @@ func (t *Torrent) handshake(ctx context.Context, conn io.Writer, r *wire.Reader,
 	if err != nil {
 		return hs, causeOr(ctx, err)
 	}
+	timeline.Mark(ctx, "bt: handshake received")
 	if hs.InfoHash != t.cfg.InfoHash {
 		return hs, fmt.Errorf("peer offers file %s, not %s", wire.EncodeID(hs.InfoHash), t.hashHex)
 	}
