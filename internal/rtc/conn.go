@@ -69,6 +69,12 @@ func newConn(p *Peer, dc *webrtc.DataChannel, rwc datachannel.ReadWriteCloserDea
 		rate:   float64(t.cfg.WindowRate),
 		window: t.cfg.MinWindow,
 	}
+	if rtt := iceRTT(p.pc); rtt > 0 {
+		// ICE measured the path with its checks, which a browser answers from its network thread, so
+		// a busy page cannot inflate them: the window fits the path from the first byte on.
+		c.minRTT, c.nRTT = rtt, rttSamples
+		c.window = c.windowFor(rtt)
+	}
 	dc.SetBufferedAmountLowThreshold(uint64(c.window / 2))
 	dc.OnBufferedAmountLow(func() {
 		select {
@@ -239,6 +245,24 @@ func (c *conn) updateWindow() int {
 		c.dc.SetBufferedAmountLowThreshold(uint64(w / 2))
 	}
 	return w
+}
+
+// iceRTT is the round trip of the connection's selected candidate pair as ICE's checks measured it, or
+// 0 when unknown.
+func iceRTT(pc *webrtc.PeerConnection) time.Duration {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+		return 0
+	}
+	st, ok := sctp.Transport().ICETransport().GetSelectedCandidatePairStats()
+	if !ok || st.CurrentRoundTripTime <= 0 {
+		return 0
+	}
+	rtt := st.CurrentRoundTripTime
+	if st.ResponsesReceived > 0 && st.TotalRoundTripTime > 0 {
+		rtt = min(rtt, st.TotalRoundTripTime/float64(st.ResponsesReceived))
+	}
+	return time.Duration(rtt * float64(time.Second))
 }
 
 // windowFor is the send window for a path whose smallest round trip is rtt (0 when unknown).
