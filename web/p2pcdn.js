@@ -493,17 +493,24 @@
       this.cand = (c) => this.pc.addIceCandidate(c).catch((e) => this.node.log('bad candidate:', e.message));
       this.early.splice(0).forEach(this.cand);
     }
+    // dial offers a connection for t. A marked offer goes out with the host
+    // candidates and the others (server-reflexive, relayed) follow as
+    // candidate signals, which simple-peer and our Go peers apply too;
+    // unmarked, it waits for gathering to complete, as the prototype does.
     async dial(t) {
       const node = this.node, w = new Wire(t, this.remoteId, true);
       t.addWire(w);
       try {
         const pc = this._start();
+        let sent = false;
+        if (node.trickle) pc.addEventListener('icecandidate', (e) => sent && e.candidate && !this.closed && node._sig(t.hash, this.remoteId, { type: 'candidate', candidate: e.candidate.toJSON() }));
         w.attach(this, pc.createDataChannel(LABEL + t.hash, { ordered: true }));
         const answered = new Promise((resolve) => { this.onAnswer = resolve; });
         await pc.setLocalDescription(await pc.createOffer());
-        await iceDone(pc, 5000, !this.ice.length);
+        await iceDone(pc, 5000, node.trickle || !this.ice.length);
         if (this.closed) return;
         const sdp = pc.localDescription.sdp;
+        sent = true; // candidates from now on are not in sdp
         node._sig(t.hash, this.remoteId, node.trickle ? { type: 'offer', sdp, trickle: true, p2pcdn: 1 } : { type: 'offer', sdp });
         this._arm('no answer within 20 s', 'no answer');
         const a = await answered;
@@ -943,7 +950,8 @@
       let m = prefix + 'found ' + n + (n === 1 ? ' peer' : ' peers') + ' with ' + this.hash + ' but could not connect to any: ' +
         (f.length && ice === f.length ? 'ICE failed with ' + (n === 1 ? 'it' : n === 2 ? 'both' : 'all of them') : [ice ? ice + ' failed ICE' : '', count('no answer'), count('refused'), count('error')].filter(Boolean).join(', ') || 'still trying') +
         ' (candidates here: ' + kinds('local') + '; theirs: ' + kinds('remote') + '; STUN offered: ' + (s.stun ? 'yes' : 'no') + ', TURN offered: ' + (s.turn ? 'yes' : 'no') + ')';
-      if (ice && !s.turn) m += '. Peers behind NATs need STUN, and often a TURN relay: start the mediator with --turn, or pass iceServers';
+      if (ice && !s.turn) m += s.stun ? '. STUN does not get through these NATs: a TURN relay is needed (start the mediator with --turn, or pass iceServers)' :
+        '. Peers behind NATs need STUN, and often a TURN relay: start the mediator with --turn, or pass iceServers';
       return fail(f.length && ice === f.length ? 'ICE_FAILED' : 'UNREACHABLE', m, n);
     }
     _timeoutError(ms) {

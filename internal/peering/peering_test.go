@@ -2,7 +2,6 @@ package peering
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"strings"
 	"sync"
@@ -28,8 +27,7 @@ func linkGoroutines() string {
 		buf = buf[:runtime.Stack(buf, true)]
 		out = out[:0]
 		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "created by github.com/p2pcdn/p2pcdn/internal/peering.(*Link)") ||
-				strings.Contains(g, "created by github.com/p2pcdn/p2pcdn/internal/peering.Join") {
+			if strings.Contains(g, "created by github.com/p2pcdn/p2pcdn/internal/peering.") {
 				out = append(out, g)
 			}
 		}
@@ -276,8 +274,8 @@ func TestBannedPeerNotRedialed(t *testing.T) {
 		t.Fatal("Connect did not dial")
 	}
 	eventually(t, "the corrupt peer to be banned", func() bool {
-		good.link.mu.Lock()
-		defer good.link.mu.Unlock()
+		good.link.h.mu.Lock()
+		defer good.link.h.mu.Unlock()
 		return good.link.banned[id(2)]
 	})
 	eventually(t, "the banned session to end", func() bool { return good.link.Sessions() == 0 })
@@ -360,8 +358,8 @@ func TestCloseWhileConnecting(t *testing.T) {
 	if s := linkGoroutines(); s != "" {
 		t.Fatalf("goroutines still running after Close:\n%s", s)
 	}
-	if !errors.Is(l.link.ctx.Err(), context.Canceled) {
-		t.Fatal("link context still live after Close")
+	if l.link.Connect(id(8)) {
+		t.Fatal("Connect dialed after Close")
 	}
 }
 
@@ -384,7 +382,7 @@ func FuzzOnSignal(f *testing.F) {
 		f.Add(9, s)
 	}
 	f.Fuzz(func(t *testing.T, from int, data string) {
-		l.onSignal(id(from), data)
+		l.h.onSignal(l, id(from), data)
 		if n := l.Sessions(); n > 2 {
 			t.Fatalf("%d sessions, MaxPeers 2", n)
 		}
@@ -403,17 +401,19 @@ func TestConnectRacingClose(t *testing.T) {
 	for round := range 20 {
 		l := Join(context.Background(), Config{Hash: info.FullHash, Client: client, Transport: tr, Torrent: tor, Logger: quiet(), MaxPeers: 1 << 20})
 		var wg sync.WaitGroup
+		var closed atomic.Bool
 		for g := range 4 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := 0; l.ctx.Err() == nil; i++ {
+				for i := 0; !closed.Load(); i++ {
 					l.Connect(id(round<<24 | g<<20 | i))
 				}
 			}()
 		}
 		time.Sleep(time.Millisecond)
 		l.Close()
+		closed.Store(true)
 		wg.Wait()
 		if l.Connect(id(1 << 30)) {
 			t.Fatal("Connect dialed after Close")

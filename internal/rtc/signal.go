@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -118,4 +119,18 @@ func ParseSignal(s string) (Signal, error) {
 		sig.SDP = ""
 	}
 	return sig, nil
+}
+
+// FirstCandidateAddress returns the address of the first candidate line of an SDP, "" if it has none.
+// It says roughly where an offer comes from; only ICE proves it.
+func FirstCandidateAddress(sdp string) string {
+	for line := range strings.Lines(sdp) {
+		if c, ok := strings.CutPrefix(strings.TrimSpace(line), "a=candidate:"); ok {
+			// foundation component transport priority address port "typ" type ...
+			if f := strings.Fields(c); len(f) >= 6 {
+				return strings.ToLower(f[4])
+			}
+		}
+	}
+	return ""
 }

@@ -153,3 +153,16 @@ func TestSignalMarks(t *testing.T) {
 		t.Errorf("encoding %s, want %s", s, want)
 	}
 }
+
+func TestFirstCandidateAddress(t *testing.T) {
+	for sdp, want := range map[string]string{
+		"v=0\r\na=candidate:1 1 udp 2122260223 192.0.2.7 5000 typ host\r\na=candidate:2 1 udp 1 10.0.0.1 1 typ host\r\n": "192.0.2.7",
+		"a=candidate:1 1 UDP 1 ABCD-1234.local 9 typ host\n":                                                             "abcd-1234.local",
+		"v=0\r\na=candidate:short\r\n": "",
+		"v=0\r\n":                      "",
+	} {
+		if got := FirstCandidateAddress(sdp); got != want {
+			t.Errorf("FirstCandidateAddress(%q) = %q, want %q", sdp, got, want)
+		}
+	}
+}

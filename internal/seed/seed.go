@@ -87,6 +87,10 @@ func Run(ctx context.Context, cfg Config) error {
 		defer tr.Close()
 	}
 
+	// One Host for every file: a peer of ours fetching several gets them
+	// over one connection.
+	host := peering.NewHost(ctx, peering.HostConfig{Client: client, Transport: tr, Logger: log})
+	defer host.Close()
 	var served []*file
 	defer func() {
 		for _, f := range served {
@@ -96,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 	report := &failureReport{notice: cfg.Notice}
 	hashes := make([]string, 0, len(entries))
 	for _, e := range entries {
-		f, err := open(ctx, e, client, tr, log, report)
+		f, err := open(e, client, host, log, report)
 		if err != nil {
 			return err
 		}
@@ -129,7 +133,7 @@ type file struct {
 	link    *peering.Link
 }
 
-func open(ctx context.Context, e scan.Entry, client *mediatorclient.Client, tr *rtc.Transport, log *slog.Logger,
+func open(e scan.Entry, client *mediatorclient.Client, host *peering.Host, log *slog.Logger,
 	report *failureReport) (*file, error) {
 	sf, err := store.OpenSeedSince(e.Path, e.Info, e.Stat.ModTime())
 	if err != nil {
@@ -157,8 +161,8 @@ func open(ctx context.Context, e scan.Entry, client *mediatorclient.Client, tr *
 		return nil, fmt.Errorf("serve %s: %w", e.Path, err)
 	}
 	name := content.SafeName(e.Info.FileName)
-	link := peering.Join(ctx, peering.Config{
-		Hash: e.Info.FullHash, Client: client, Transport: tr, Torrent: t, Logger: log,
+	link := host.Join(peering.LinkConfig{
+		Hash: e.Info.FullHash, Torrent: t,
 		OnFailure: func(f peering.Failure) { report.failed(name, f) },
 	})
 	return &file{hash: e.Info.FullHash, store: sf, torrent: t, link: link}, nil

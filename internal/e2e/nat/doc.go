@@ -4,7 +4,7 @@
 // and no peer has an ICE flag. Each cell runs real `p2pcdn seed` / `p2pcdn get` processes, or the web
 // library in headless Chromium, on its own hosts, with its own mediator, in parallel with the others in
 // one lab. The failure cells (both peers NATed, a mediator without TURN) check that `get` gives up with
-// exit code 5 well before its --timeout.
+// exit code 5, and a page's fetch with an error saying ICE failed, well before their timeouts.
 //
 // The test logs the matrix (cell, outcome, time, whether the bytes went directly between the peers'
 // public addresses or through the mediator's relay, as the lab's internet router counted them):

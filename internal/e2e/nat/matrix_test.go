@@ -86,6 +86,7 @@ var matrix = []cell{
 	{from: goAt(public), to: pageAt(udpBlocked), iceTCP: true, need: []string{"icetcp"}},
 	{from: goAt(symmetric), to: goAt(symmetric), fail: true, need: []string{"exit5"}},
 	{from: goAt(public), to: goAt(udpBlocked), fail: true, need: []string{"exit5"}},
+	{from: pageAt(symmetric), to: pageAt(symmetric), fail: true},
 }
 
 // placed is a host of a cell and the address the internet sees it by.
@@ -247,6 +248,12 @@ func runCell(t *testing.T, feats features, c cell, medHost *netlab.Host, src, ds
 		got, took, err := openPage(t, dst.Host, med).fetch(t, hash)
 		res.took = took
 		switch {
+		case c.fail && (err == nil || !strings.Contains(err.Error(), "ICE failed")):
+			t.Errorf("fetch ended after %v with %v, want an error saying ICE failed with the peers found", took, err)
+		case c.fail && took >= failTimeout*3/4:
+			t.Errorf("fetch gave up after %v, not well before its timeout %v", took, failTimeout)
+		case c.fail:
+			res.note = "gave up: " + strings.TrimPrefix(err.Error(), "page: ")
 		case err != nil:
 			t.Errorf("fetch failed after %v: %v", took, err)
 		case got != sum:

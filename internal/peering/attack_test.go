@@ -1,0 +1,150 @@
+package peering
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/p2pcdn/p2pcdn/internal/rtc"
+	"github.com/p2pcdn/p2pcdn/internal/swarm"
+	"github.com/p2pcdn/p2pcdn/internal/testpeer"
+)
+
+// TestForgedOfferKeepsEstablishedSession (issue 11 item 7): an offer that claims to come from a peer
+// we are connected with (anyone may forge a sender id through a mediator link) must not tear the
+// established session down.
+func TestForgedOfferKeepsEstablishedSession(t *testing.T) {
+	_, url := startMediator(t)
+	path, info := testFile(t, fileSize)
+	seeder := join(t, url, id(1), func(pid string) *swarm.Torrent { return seedTorrent(t, path, info, pid) }, Config{Hash: info.FullHash})
+	dl := join(t, url, id(2), func(pid string) *swarm.Torrent { tor, _ := downloadTorrent(t, info, pid); return tor }, Config{Hash: info.FullHash})
+	if !dl.link.Connect(id(1)) {
+		t.Fatal("Connect did not dial")
+	}
+	eventually(t, "the seeder's session to be up", func() bool {
+		return seeder.tor.Stats().Peers == 1
+	})
+	before := connWith(seeder.link, id(2))
+	if before == nil {
+		t.Fatal("no connection with the downloader")
+	}
+	for _, marked := range []bool{true, false} { // as a peer of ours, and as a prototype peer
+		forged := captureOffer(t, testpeer.Transport(t))
+		if !marked {
+			sig, _ := rtc.ParseSignal(forged)
+			sig.Trickle, sig.P2PCDN = false, 0
+			forged = sig.String()
+		}
+		for range 3 {
+			seeder.link.h.onSignal(seeder.link, id(2), forged)
+		}
+	}
+	if after := connWith(seeder.link, id(2)); after != before {
+		t.Fatal("a forged offer replaced the established connection")
+	}
+	if err := before.ctx.Err(); err != nil {
+		t.Fatalf("the established connection was cancelled: %v", err)
+	}
+	if n := seeder.link.h.Conns(); n != 1 {
+		t.Fatalf("%d connections after forged offers, want the established one alone", n)
+	}
+	waitDone(t, dl.tor)
+}
+
+// TestOfferFloodDoesNotStarveDownloaders (issue 11 item 6): offers from ever new ids, ten a second,
+// whose candidates lead nowhere, must not keep a real downloader out of a seeder's session slots.
+func TestOfferFloodDoesNotStarveDownloaders(t *testing.T) {
+	srv, url := startMediator(t)
+	path, info := testFile(t, fileSize)
+	offer := captureOffer(t, testpeer.Transport(t)) // its ports are closed once captured
+	const max = 8
+	seeder := join(t, url, id(1), func(pid string) *swarm.Torrent { return seedTorrent(t, path, info, pid) },
+		Config{Hash: info.FullHash, MaxPeers: max})
+
+	stop := make(chan struct{})
+	flooded := make(chan struct{})
+	go func() {
+		defer close(flooded)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				srv.DeliverSignal(info.FullHash, id(10000+i), id(1), offer)
+			}
+		}
+	}()
+	defer func() { close(stop); <-flooded }()
+	eventually(t, "the flood to fill the seeder's slots", func() bool { return seeder.link.Sessions() >= max })
+
+	dl := join(t, url, id(2), func(pid string) *swarm.Torrent { tor, _ := downloadTorrent(t, info, pid); return tor }, Config{Hash: info.FullHash})
+	retry := time.NewTicker(200 * time.Millisecond) // as get keeps asking
+	defer retry.Stop()
+	deadline := time.After(waitTimeout)
+	for {
+		select {
+		case <-dl.tor.Done():
+			if n := seeder.link.Sessions(); n > max {
+				t.Errorf("%d sessions, MaxPeers %d", n, max)
+			}
+			return
+		case <-retry.C:
+			dl.link.Connect(id(1))
+		case <-deadline:
+			t.Fatalf("the downloader never got a session with the flooded seeder; its torrent: %+v", dl.tor.Stats())
+		}
+	}
+}
+
+// TestMaxPerAddress: offers from one address take at most MaxPerAddress slots, newer ones replacing
+// the oldest unproven; other addresses still get in.
+func TestMaxPerAddress(t *testing.T) {
+	_, url := startMediator(t)
+	path, info := testFile(t, fileSize)
+	offer := captureOffer(t, testpeer.Transport(t))
+	from := func(addr string) string { // the offer, its candidates moved to addr
+		sig, err := rtc.ParseSignal(offer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig.SDP = strings.ReplaceAll(sig.SDP, " 127.0.0.1 ", " "+addr+" ")
+		if got := rtc.FirstCandidateAddress(sig.SDP); got != addr {
+			t.Fatalf("rewritten offer comes from %q", got)
+		}
+		return sig.String()
+	}
+	l := join(t, url, id(1), func(pid string) *swarm.Torrent { return seedTorrent(t, path, info, pid) },
+		Config{Hash: info.FullHash, MaxPeers: 8, MaxPerAddress: 2})
+	count := func(addr string) int {
+		l.link.h.mu.Lock()
+		defer l.link.h.mu.Unlock()
+		return l.link.h.countAddrLocked(addr)
+	}
+	for i := range 6 {
+		l.link.h.onSignal(l.link, id(100+i), from("192.0.2.9"))
+		if n := count("192.0.2.9"); n > 2 {
+			t.Fatalf("%d sessions from one address, MaxPerAddress 2", n)
+		}
+	}
+	if connWith(l.link, id(105)) == nil {
+		t.Error("the newest offer did not replace an older one from its address")
+	}
+	for i := range 2 {
+		l.link.h.onSignal(l.link, id(200+i), from("192.0.2.10"))
+	}
+	if n := l.link.Sessions(); n != 4 {
+		t.Errorf("%d sessions, want 2 per address", n)
+	}
+}
+
+// connWith returns the Host's connection (shared, or for the link's file) with peer.
+func connWith(l *Link, peer string) *pconn {
+	l.h.mu.Lock()
+	defer l.h.mu.Unlock()
+	if c := l.h.shared[peer]; c != nil {
+		return c
+	}
+	return l.h.single[pkey{peer, l.hash}]
+}
