@@ -123,7 +123,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log})
+	// The client asks for the hash's peers as it connects: with the handshake, toward a mediator of ours.
+	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log,
+		GetPeers: []string{cfg.Hash}})
 	if err != nil {
 		return nil, err // it names the mediator
 	}
@@ -303,8 +305,7 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 
-	client.GetPeers(ctx, d.cfg.Hash)
-	timeline.Mark(ctx, "mediator: get_peers sent")
+	// Dial asked for the first peers already (Options.GetPeers).
 	// Progress is verified data only (the info dictionary, then pieces), so
 	// a peer sending bytes that never verify cannot hold --timeout off.
 	lastProgress := time.Now()
