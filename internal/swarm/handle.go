@@ -25,6 +25,9 @@ func (t *Torrent) handle(p *peer, m wire.Message) error {
 	if m.ID == wire.Extended && m.ExtID == ourInfoExtID {
 		return t.handleInfoMsg(p, m.Payload)
 	}
+	if m.ID == wire.Extended && m.ExtID == wire.ExtHandshakeID {
+		return t.handleExtHandshake(p, m.Payload)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p.lastRecv = time.Now()
@@ -48,9 +51,6 @@ func (t *Torrent) handle(p *peer, m wire.Message) error {
 	case wire.Cancel:
 		p.out.cancelUpload(m)
 	case wire.Extended:
-		if m.ExtID == wire.ExtHandshakeID {
-			return t.handleExtHandshakeLocked(p, m.Payload)
-		}
 		// Another extension we did not advertise: ignore.
 	}
 	// Keep-alive, interested, not interested and unknown ids need nothing.
@@ -130,19 +130,30 @@ func (t *Torrent) handleRequestLocked(p *peer, m wire.Message) error {
 	return nil
 }
 
-func (t *Torrent) handleExtHandshakeLocked(p *peer, payload []byte) error {
+// handleExtHandshake applies an extended handshake. One that carries the info bytes themselves
+// (info_bytes, docs/extensions.md) gives us the dictionary at once when we lack it: it is checked and
+// installed as fetched bytes are, without asking.
+func (t *Torrent) handleExtHandshake(p *peer, payload []byte) error {
 	h, err := wire.ParseExtHandshake(payload)
 	if err != nil {
 		return err
 	}
+	t.mu.Lock()
+	p.lastRecv = time.Now()
 	p.tl.Mark("bt: extended handshake received")
 	p.infoExtID = h.M[wire.InfoExtName]
 	if p.infoExtID != 0 && h.InfoSize > 0 {
 		p.infoSize = h.InfoSize
 	}
+	if len(h.Info) > 0 && t.info == nil && !t.infoBusy && !p.infoFailed {
+		t.infoBusy = true
+		t.mu.Unlock()
+		return t.acceptInfo(p, h.Info)
+	}
 	if t.infoFetcher == nil {
 		t.startInfoFetchLocked()
 	}
+	t.mu.Unlock()
 	return nil
 }
 

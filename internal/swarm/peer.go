@@ -231,6 +231,9 @@ func (p *peer) sendExtHandshakeLocked() {
 	if len(p.t.infoBytes) <= wire.MaxInfoSize {
 		h.InfoSize = len(p.t.infoBytes) // larger ones (over ~190,000 pieces) are not offered by hash
 	}
+	if len(p.t.infoBytes) <= wire.MaxInlineInfo {
+		h.Info = p.t.infoBytes // a downloader by hash has it without asking: a round trip saved
+	}
 	p.send(wire.Message{ID: wire.Extended, ExtID: wire.ExtHandshakeID, Payload: h.Marshal()})
 }
 
