@@ -6,8 +6,9 @@
 // A signal is the JSON text {"type":"offer"|"answer","sdp":"..."} or a trickle candidate
 // ({"type":"candidate","candidate":{...}} or {"candidate":{...}}); simple-peer's {"renegotiate":true}
 // and {"transceiverRequest":...} are ignored. Our offers and answers are marked "trickle":true and
-// "p2pcdn":1 (docs/extensions.md). An offer carries the candidates gathered within gatherTimeout, since
-// a prototype peer may answer it; later ones are trickled once a marked answer shows a peer of ours.
+// "p2pcdn":1 (docs/extensions.md). An offer goes out with our host candidates and the later ones
+// (server-reflexive, relayed) follow as candidate signals, which any answerer takes (simple-peer applies
+// them whatever its own trickle setting).
 // Toward a marked offer the answer goes out at once and our candidates follow as trickle signals;
 // toward the prototype's unmarked offers it carries them all. The downloader calls Dial (offerer, one
 // ordered reliable channel, by default with a random label); the seeder calls Accept with the offer it

@@ -28,6 +28,8 @@ type negotiation struct {
 	stunOn, turnOn bool
 	localCand      chan webrtc.ICECandidateInit // gathered by pion; dropped when full
 	gathered       <-chan struct{}              // closed when our gathering is complete
+	hostSeen       chan struct{}                // closed when pion gathered our first host candidate
+	hostOnce       sync.Once
 
 	trickle     bool            // our candidates go to the remote as they come
 	inSDP       map[string]bool // candidates our description carried
@@ -50,12 +52,16 @@ func (t *Transport) newNegotiation(opt Options, send func(context.Context, strin
 	n := &negotiation{
 		t: t, p: p, send: send, recv: recv,
 		localCand: make(chan webrtc.ICECandidateInit, maxHeldCandidates),
+		hostSeen:  make(chan struct{}),
 		watch:     iceWatch{minWait: minWait},
 	}
 	n.stunOn, n.turnOn = serverKinds(servers)
 	p.pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			return
+		}
+		if c.Typ == webrtc.ICECandidateTypeHost {
+			n.hostOnce.Do(func() { close(n.hostSeen) })
 		}
 		select {
 		case n.localCand <- c.ToJSON():
@@ -101,10 +107,13 @@ func (n *negotiation) dial(ctx context.Context, label string) (*conn, error) {
 		return nil, fmt.Errorf("create offer: %w", err)
 	}
 	n.tl.Mark("rtc: offer created")
-	// Whoever answers, the offer carries what we gathered: the prototype needs complete SDP.
-	if err := n.sendDescription(ctx, offer, true); err != nil {
+	// The offer goes out with our host candidates; the others (server-reflexive, relayed: a round trip
+	// to a STUN server or two to a TURN server away) follow as candidate signals, which any answerer
+	// takes, simple-peer whatever its own trickle setting (docs/extensions.md).
+	if err := n.sendDescription(ctx, offer, waitHost); err != nil {
 		return nil, err
 	}
+	n.trickle = true
 	return n.await(ctx, SignalAnswer)
 }
 
@@ -120,7 +129,11 @@ func (n *negotiation) accept(ctx context.Context, offer Signal) (*conn, error) {
 	// A peer of ours takes the answer at once and our candidates as they come; the prototype wants
 	// them all in the answer.
 	n.trickle = offer.Ours()
-	if err := n.sendDescription(ctx, answer, !n.trickle); err != nil {
+	wait := waitAll
+	if n.trickle {
+		wait = waitNone
+	}
+	if err := n.sendDescription(ctx, answer, wait); err != nil {
 		return nil, err
 	}
 	return n.await(ctx, "")
@@ -133,23 +146,51 @@ func (n *negotiation) noteRemote(sig Signal) {
 	n.p.mu.Unlock()
 }
 
+// gatherWait is what a description waits for before it is sent.
+type gatherWait int
+
+const (
+	waitNone gatherWait = iota // nothing: the remote takes our candidates as they come
+	waitHost                   // our host candidates, then hostSettle; the rest are trickled
+	waitAll                    // every candidate (bounded by gatherTimeout): the remote wants complete SDP
+)
+
+// hostSettle is how long, after pion gathered our first host candidate, we wait for the other host
+// candidates (other interfaces) before sending an offer. pion makes them all at once, well within it;
+// a late one is trickled.
+const hostSettle = 10 * time.Millisecond
+
 // sendDescription applies desc and sends it, marked as ours, after waiting (bounded by gatherTimeout)
-// for our candidates when complete is set.
-func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDescription, complete bool) error {
+// for our candidates as wait says.
+func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDescription, wait gatherWait) error {
 	pc := n.p.pc
 	n.gathered = webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(desc); err != nil {
 		return fmt.Errorf("set local %s: %w", desc.Type, err)
 	}
-	if complete {
+	if wait != waitNone {
 		timer := time.NewTimer(gatherTimeout)
 		defer timer.Stop()
-		select {
-		case <-n.gathered:
-		case <-timer.C:
-			n.t.log.Debug("rtc: sending a description before gathering completed", "type", desc.Type)
-		case <-ctx.Done():
-			return ctx.Err()
+		host := n.hostSeen
+		if wait == waitAll {
+			host = nil
+		}
+	gather:
+		for {
+			select {
+			case <-n.gathered:
+				break gather
+			case <-host:
+				host = nil
+				timer.Reset(hostSettle)
+			case <-timer.C:
+				if wait == waitAll || !isClosed(n.hostSeen) {
+					n.t.log.Debug("rtc: sending a description before gathering completed", "type", desc.Type)
+				}
+				break gather
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
 	local := pc.LocalDescription()

@@ -32,9 +32,9 @@ const (
 	iceDisconnected = 4 * time.Second
 	iceFailed       = 6 * time.Second
 	iceKeepalive    = 2 * time.Second
-	// gatherTimeout bounds the wait for our candidates before a complete description is sent (STUN or
-	// TURN servers that do not answer, e.g. UDP blocked). Later candidates are trickled to peers of
-	// ours; a prototype peer gets what was gathered by then.
+	// gatherTimeout bounds the wait for our candidates before a description is sent (STUN or TURN
+	// servers that do not answer, e.g. UDP blocked): an offer's host candidates, or every candidate of
+	// an answer to the prototype's unmarked offer, which gets what was gathered by then.
 	gatherTimeout = 2 * time.Second
 )
 
@@ -198,8 +198,7 @@ func (t *Transport) Accept(ctx context.Context, offer string, send func(ctx cont
 }
 
 // DialPeer is Dial returning the peer connection as well, for more channels on it. The offer is
-// marked as ours (docs/extensions.md); it carries the candidates gathered within a short bound, and
-// later ones are trickled if the answer shows a peer of ours.
+// marked as ours (docs/extensions.md); it carries our host candidates, and later ones are trickled.
 func (t *Transport) DialPeer(ctx context.Context, opt Options, send func(ctx context.Context, signal string) error,
 	recv <-chan string) (*Peer, Conn, error) {
 	n, err := t.newNegotiation(withTimeline(ctx, opt), send, recv, iceMinDial)
