@@ -97,10 +97,15 @@ func FuzzParseMediatorTable(f *testing.F) {
 }
 
 func TestSeedLine(t *testing.T) {
-	line := "0123456789abcdef0123456789abcdef01234567     1000000  /tmp/x/lat-1000000.bin"
-	m := seedLine.FindStringSubmatch(line)
-	if m == nil || m[1] != "0123456789abcdef0123456789abcdef01234567" || m[3] != "/tmp/x/lat-1000000.bin" {
-		t.Fatalf("seedLine on %q = %q", line, m)
+	for _, line := range []string{
+		"0123456789abcdef0123456789abcdef01234567     1000000  /tmp/x/lat-1000000.bin",
+		"0123456789abcdef0123456789abcdef01234567  976.6 KiB  /tmp/x/lat-1000000.bin",
+		"0123456789abcdef0123456789abcdef01234567        7 B  /tmp/x/lat-1000000.bin",
+	} {
+		m := seedLine.FindStringSubmatch(line)
+		if m == nil || m[1] != "0123456789abcdef0123456789abcdef01234567" || m[3] != "/tmp/x/lat-1000000.bin" {
+			t.Fatalf("seedLine on %q = %q", line, m)
+		}
 	}
 	if seedLine.MatchString("    p2pcdn get --mediator ws://127.0.0.1:1 0123456789abcdef0123456789abcdef01234567") {
 		t.Error("the hint line matched as a file line")

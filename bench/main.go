@@ -27,7 +27,7 @@ import (
 )
 
 // groups are the --only names, in the order they run.
-var groups = []string{"latency", "throughput", "swarm", "hash", "browser", "webtorrent", "mediator"}
+var groups = []string{"latency", "throughput", "swarm", "hash", "sites", "browser", "webtorrent", "mediator"}
 
 // sizes is how much a run moves; --quick shrinks everything.
 type sizes struct {
@@ -38,6 +38,9 @@ type sizes struct {
 	swarmPeers    int
 	hash          int64
 	mediatorPeers int
+	siteFiles     int // files of the seeded asset tree
+	siteRuns      int // seeds of that tree
+	manyGets      int // files fetched by one get
 }
 
 func main() {
@@ -58,9 +61,11 @@ func main() {
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	sz := sizes{runs: 11, bigRuns: 5, big: 256 << 20, browserBig: 64 << 20, swarm: 64 << 20, swarmPeers: 8, hash: 1 << 30, mediatorPeers: 10000}
+	sz := sizes{runs: 11, bigRuns: 5, big: 256 << 20, browserBig: 64 << 20, swarm: 64 << 20, swarmPeers: 8, hash: 1 << 30, mediatorPeers: 10000,
+		siteFiles: 100_000, siteRuns: 2, manyGets: 100}
 	if *quick {
-		sz = sizes{runs: 3, bigRuns: 1, big: 64 << 20, browserBig: 16 << 20, swarm: 16 << 20, swarmPeers: 8, hash: 256 << 20, mediatorPeers: 1000}
+		sz = sizes{runs: 3, bigRuns: 1, big: 64 << 20, browserBig: 16 << 20, swarm: 16 << 20, swarmPeers: 8, hash: 256 << 20, mediatorPeers: 1000,
+			siteFiles: 10_000, siteRuns: 1, manyGets: 20}
 	}
 	if *runs > 0 {
 		sz.runs = *runs
@@ -198,6 +203,8 @@ func (b *bench) runGroups(ctx context.Context, want map[string]bool) []row {
 			rs, err = b.swarm(ctx)
 		case "hash":
 			rs, err = b.hashing(ctx)
+		case "sites":
+			rs, err = b.sitesRows(ctx)
 		case "browser":
 			rs, err = b.browserRows(ctx)
 		case "webtorrent":
@@ -226,6 +233,8 @@ func groupTitle(g string) string {
 		return "Swarm"
 	case "hash":
 		return "Hashing"
+	case "sites":
+		return "Sites (many files)"
 	case "browser":
 		return "Browser (headless Chromium)"
 	case "webtorrent":

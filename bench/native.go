@@ -15,8 +15,9 @@ import (
 	"time"
 )
 
-// seedLine is how `p2pcdn seed` names a file it serves: "HASH  SIZE  PATH".
-var seedLine = regexp.MustCompile(`^([0-9a-f]{40})\s+(\d+)\s+(.+)$`)
+// seedLine is how `p2pcdn seed` names a file it serves: "HASH  SIZE  PATH",
+// SIZE as "976.6 KiB" (or a bare byte count, as older versions print it).
+var seedLine = regexp.MustCompile(`^([0-9a-f]{40})\s+(\d+(?:\.\d+)?(?: [KMGTP]iB| B)?)\s+(.+)$`)
 
 // startMediator runs `p2pcdn mediator` on a free loopback port. A port
 // taken by someone else between the probe and the bind makes it try again.

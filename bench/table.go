@@ -22,6 +22,7 @@ var (
 	unitPerCore  = unit{"events/s/core", false}
 	unitKiB      = unit{"KiB/peer", true}
 	unitShare    = unit{"%", true}
+	unitCount    = unit{"", true}
 )
 
 // row is one line of the results table: a subject measured several times

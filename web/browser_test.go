@@ -38,32 +38,27 @@ type testMediator struct {
 	lw     *lockedWriter
 	cancel context.CancelFunc
 	done   chan error
-	iceTTL time.Duration // >0: serve STUN and TURN (internal/iceserver) with credentials this long-lived
-
-	mu      sync.Mutex
-	offered []string // what the /hashes stand-in lists
+	opts   mediatorOpts
 }
 
-// offer sets what GET /hashes lists while our Go mediator does not serve it
-// itself (a stand-in in the fallback handler; the mediator's own route, once
-// it has one, answers first).
-func (m *testMediator) offer(hashes ...string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.offered = hashes
+// mediatorOpts are the test mediator's settings beyond the defaults.
+type mediatorOpts struct {
+	// iceTTL > 0 serves STUN and TURN (internal/iceserver) on a UDP port of
+	// 127.0.0.1, with credentials this long-lived; relays may reach
+	// loopback, as on one host they must.
+	iceTTL time.Duration
+	// batch is mediator.Server.Batch (0: the default).
+	batch int
 }
 
 func startMediator(t testing.TB) *testMediator {
 	t.Helper()
-	return startMediatorWith(t, 0)
+	return startMediatorWith(t, mediatorOpts{})
 }
 
-// startMediatorWith starts a mediator that also serves STUN and TURN on a
-// UDP port of 127.0.0.1, handing out credentials valid for iceTTL (relays
-// may reach loopback, as on one host they must); iceTTL 0 means neither.
-func startMediatorWith(t testing.TB, iceTTL time.Duration) *testMediator {
+func startMediatorWith(t testing.TB, opts mediatorOpts) *testMediator {
 	t.Helper()
-	m := &testMediator{t: t, addr: "127.0.0.1:0", lw: &lockedWriter{t: t}, iceTTL: iceTTL}
+	m := &testMediator{t: t, addr: "127.0.0.1:0", lw: &lockedWriter{t: t}, opts: opts}
 	m.start()
 	t.Cleanup(func() {
 		m.stop()
@@ -81,18 +76,9 @@ func (m *testMediator) start() {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, testPage)
 	})
-	mux.HandleFunc("/hashes", func(w http.ResponseWriter, r *http.Request) {
-		m.mu.Lock()
-		list := make([]map[string]any, 0, len(m.offered))
-		for _, h := range m.offered {
-			list = append(list, map[string]any{"hash": h, "seeders": 1})
-		}
-		m.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"hashes": list, "total": len(list)}) //nolint:errcheck // the test sees a failure in the page
-	})
 	mux.Handle("/", Handler())
 	srv := &mediator.Server{
+		Batch:    m.opts.batch,
 		Fallback: mux,
 		Logger:   slog.New(slog.NewTextHandler(m.lw, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
@@ -103,12 +89,12 @@ func (m *testMediator) start() {
 	m.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel, m.done = cancel, make(chan error, 2)
-	if m.iceTTL > 0 {
+	if m.opts.iceTTL > 0 {
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
 			m.t.Fatal(err)
 		}
-		ice, err := iceserver.New(iceserver.Config{PacketConn: pc, TURN: true, AllowLoopbackPeers: true, CredentialTTL: m.iceTTL, Logger: srv.Logger})
+		ice, err := iceserver.New(iceserver.Config{PacketConn: pc, TURN: true, AllowLoopbackPeers: true, CredentialTTL: m.opts.iceTTL, Logger: srv.Logger})
 		if err != nil {
 			m.t.Fatal(err)
 		}

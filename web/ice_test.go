@@ -11,28 +11,10 @@ import (
 	"github.com/p2pcdn/p2pcdn/internal/chromium"
 )
 
-// batchJS makes the page's mediator link behave as if the mediator took
-// batch events (docs/extensions.md) while our Go mediator does not yet: it
-// adds window.batch to an established argument without one, and sends the
-// batch events on as the single events that mediator takes. Every event the
-// page sends is kept in window.events. Toward a mediator that advertises
-// batch it changes nothing.
-const batchJS = `window.events = []; {
-	const L = p2pcdn._internal.MediatorLink.prototype, on = L._onMessage, send = L.send;
-	let standIn = false;
-	L._onMessage = function (s, m) {
-		if (m.startsWith('2["established"')) {
-			const a = JSON.parse(m.slice(1));
-			if (!(a[1] && a[1].batch)) { standIn = true; a[1] = Object.assign({p2pcdn: 1}, a[1], {batch: window.batch}); m = '2' + JSON.stringify(a); }
-		}
-		return on.call(this, s, m);
-	};
-	L.send = function (name, ...a) {
-		events.push([name, ...a]);
-		if (standIn && name.endsWith("_many")) { for (const h of a[0]) send.call(this, name.slice(0, -5), h); return true; }
-		return send.call(this, name, ...a);
-	};
-} true`
+// eventsJS keeps every event the page's mediator link sends in
+// window.events.
+const eventsJS = `window.events = []; { const L = p2pcdn._internal.MediatorLink.prototype, send = L.send;
+	L.send = function (name, ...a) { events.push([name, ...a]); return send.call(this, name, ...a); }; } true`
 
 // deadHostJS rewrites the host candidates in every signal the page sends
 // or receives to a closed port on loopback, so that only relayed paths
@@ -51,7 +33,7 @@ const deadHostJS = `{
 // every host candidate pointing nowhere, the file can only come through the
 // mediator's TURN relay, which checks the credentials it handed out.
 func TestMediatorICEServers(t *testing.T) {
-	m := startMediatorWith(t, 4*time.Second)
+	m := startMediatorWith(t, mediatorOpts{iceTTL: 4 * time.Second})
 	b := chromium.New(t)
 	a, c := b.Tab(), b.NewTab()
 	navigate(t, a, m.URL()+"/test.html")
@@ -69,6 +51,7 @@ func TestMediatorICEServers(t *testing.T) {
 		window.events = []; { const L = p2pcdn._internal.MediatorLink.prototype, send = L.send;
 			L.send = function (name, ...a) { events.push(name); return send.call(this, name, ...a); }; }
 		window.node = await p2pcdn.connect({iceServers: [{urls: %q}]}); %s
+		configs.length = 0; pcs.length = 0; // the ones before were the library trying the mediator's servers
 		const ice = node.mediatorIce, blob = await node.fetch(%q, {timeout: 60000});
 		let pair = null;
 		(await pcs[0].getStats()).forEach((s) => { if (s.type === "transport" && s.selectedCandidatePairId) pair = s.selectedCandidatePairId; });
@@ -125,6 +108,8 @@ func TestCleanICE(t *testing.T) {
 			{urls: ["turn:a.example:3478"]},                                      // TURN without credentials: dropped
 			{urls: "stun:b.example", username: 5, credential: "p"},               // bad username: kept without it
 			{urls: 7}, null, "stun:c.example", {urls: ["stun:" + "x".repeat(600)]}, {urls: ["stun:has space"]},
+			{urls: ["stun:a.example:99999", "turn:a.example:1?transport=sctp", "stun:a?x"]}, // the browser's rules: port, transport, query
+			{urls: ["turn:a.example:1"], username: "", credential: ""},            // empty credentials
 		]);
 		let ok = true;
 		try { new RTCPeerConnection({iceServers: clean}).close(); } catch (e) { ok = e.message; }
@@ -137,8 +122,8 @@ func TestCleanICE(t *testing.T) {
 	if got["ok"] != true {
 		t.Errorf("RTCPeerConnection refused what cleanIce kept: %v", got["ok"])
 	}
-	if got["notList"] != 0.0 || got["many"] != 16.0 {
-		t.Errorf("cleanIce of a non-list kept %v entries (want 0); of 40 kept %v (want the first 16)", got["notList"], got["many"])
+	if got["notList"] != 0.0 || got["many"] != 8.0 {
+		t.Errorf("cleanIce of a non-list kept %v entries (want 0); of 40 kept %v (want the first 8)", got["notList"], got["many"])
 	}
 }
 
@@ -209,28 +194,26 @@ func TestFetchGivesUp(t *testing.T) {
 	}
 }
 
-// TestBatchEvents: toward a mediator that takes batches, a page names many
-// hashes per event (at most the mediator's batch), and still fetches.
+// TestBatchEvents: toward our mediator, which takes batches (here of at
+// most 5 hashes), a page names many hashes per event, within the limit, and
+// still fetches; toward one that does not advertise batches it sends single
+// events.
 func TestBatchEvents(t *testing.T) {
-	m := startMediator(t)
+	const n, batch = 12, 5
+	m := startMediatorWith(t, mediatorOpts{batch: batch})
 	b := chromium.New(t)
 	a, c := b.Tab(), b.NewTab()
 	navigate(t, a, m.URL()+"/test.html")
 	navigate(t, c, m.URL()+"/test.html")
-	const n, batch = 12, 5
 	seeded := eval[[]any](t, a, fmt.Sprintf(`(async () => { %s; %s
-		window.batch = %d;
 		window.node = await p2pcdn.connect({iceServers: []});
 		const hs = [];
 		for (const blob of assets(%d, 2)) hs.push((await node.seed(blob, {name: "b.bin"})).full_hash);
 		await new Promise((r) => setTimeout(r, 100));
-		return hs; })()`, batchJS, assetsJS, batch, n))
+		return hs; })()`, eventsJS, assetsJS, n))
 	hashes := jsonList(seeded)
-	// The limit is what the mediator advertised (the stand-in's batch, until
-	// our Go mediator advertises its own).
-	limit := eval[int](t, a, `node.capabilities.batch`)
-	if limit < 1 {
-		t.Fatalf("capabilities %v: no batch", eval[any](t, a, `node.capabilities`))
+	if limit := eval[int](t, a, `node.capabilities.batch`); limit != batch {
+		t.Fatalf("the mediator advertised batch %d, want %d", limit, batch)
 	}
 	checkBatches := func(who string, events []any, name string, want int) {
 		t.Helper()
@@ -242,8 +225,8 @@ func TestBatchEvents(t *testing.T) {
 			}
 			if ev[0] == name+"_many" {
 				l := len(ev[1].([]any))
-				if l > limit || l == 0 {
-					t.Errorf("%s sent %s with %d hashes; the mediator takes 1 to %d", who, ev[0], l, limit)
+				if l > batch || l == 0 {
+					t.Errorf("%s sent %s with %d hashes; the mediator takes 1 to %d", who, ev[0], l, batch)
 				}
 				covered += l
 			}
@@ -255,16 +238,28 @@ func TestBatchEvents(t *testing.T) {
 	checkBatches("seeder", eval[[]any](t, a, `events`), "announce", n)
 
 	got := eval[map[string]any](t, c, fmt.Sprintf(`(async () => { %s
-		window.batch = %d;
 		window.node = await p2pcdn.connect({iceServers: []});
 		const blobs = await Promise.all(%s.map((h) => node.fetch(h)));
-		return {n: blobs.length, events}; })()`, batchJS, batch, hashes))
+		return {n: blobs.length, events}; })()`, eventsJS, hashes))
 	if got["n"] != float64(n) {
 		t.Fatalf("fetched %v files, want %d", got["n"], n)
 	}
 	checkBatches("fetcher", got["events"].([]any), "get_peers", n)
 	eval[bool](t, a, `node.close(); true`)
 	checkBatches("closing seeder", eval[[]any](t, a, `events`), "finish", n)
+
+	// A mediator without batches (ours with them turned off) gets one event per hash.
+	m2 := startMediatorWith(t, mediatorOpts{batch: -1})
+	navigate(t, a, m2.URL()+"/test.html")
+	single := eval[map[string]any](t, a, fmt.Sprintf(`(async () => { %s; %s
+		window.node = await p2pcdn.connect({iceServers: []});
+		for (const blob of assets(3, 4)) await node.seed(blob, {name: "s.bin"});
+		await new Promise((r) => setTimeout(r, 100));
+		return {caps: node.capabilities, names: events.map((e) => e[0])}; })()`, eventsJS, assetsJS))
+	names := fmt.Sprint(single["names"])
+	if strings.Contains(names, "_many") || strings.Count(names, "announce") != 3 {
+		t.Errorf("toward a mediator without batches (capabilities %v) the page sent %s, want 3 single announces", single["caps"], names)
+	}
 }
 
 // closedUDPPort is a UDP port on 127.0.0.1 that nothing listens on.

@@ -29,6 +29,7 @@
   const MAX_WIRES = 32; // per file
   const MAX_CONNS = 100; // peer connections of a node
   const MAX_CHANNELS = 256; // files on one connection
+  const MAX_FOUND = 1000; // peers of one file remembered for fetch's verdicts
   const WAIT = 20000; // for an answer, for ICE, for a data channel to open
   const IDLE = 30000; // a connection with no channel left closes after this
   const ICE_QUIET = 5000; // no check answered this long after the last candidate: ICE failed
@@ -428,16 +429,35 @@
     });
   }
 
-  // cleanIce keeps the well-formed RTCIceServer dictionaries of a list from
-  // the network: a bad one would make every RTCPeerConnection throw.
+  // cleanIce keeps the ICE servers of a list from the network that this
+  // browser takes: one it refuses would make every RTCPeerConnection throw.
+  // Beyond a first sieve, each URL is tried on a throwaway connection, since
+  // the rules (ports, transport, credentials' lengths) are the browser's;
+  // verdicts are kept (a mediator repeats its URLs with fresh credentials).
+  const iceVerdicts = new Map();
   function cleanIce(list) {
     const out = [], str = (v) => typeof v === 'string' && v.length <= 512;
-    for (const s of Array.isArray(list) ? list.slice(0, 16) : []) {
+    const takes = (server) => {
+      const key = JSON.stringify([server.urls[0], server.username && server.username.length, server.credential && server.credential.length]);
+      if (iceVerdicts.has(key)) return iceVerdicts.get(key);
+      try { new RTCPeerConnection({ iceServers: [server] }).close(); } catch (e) {
+        // Refused, or (an error of another kind: too many connections) not
+        // verified now: either way not kept, but only a refusal is final.
+        if (!['SyntaxError', 'InvalidAccessError', 'TypeError', 'NotSupportedError'].includes(e.name)) return false;
+        if (iceVerdicts.size >= 64) iceVerdicts.delete(iceVerdicts.keys().next().value);
+        iceVerdicts.set(key, false);
+        return false;
+      }
+      if (iceVerdicts.size >= 64) iceVerdicts.delete(iceVerdicts.keys().next().value);
+      iceVerdicts.set(key, true);
+      return true;
+    };
+    for (const s of Array.isArray(list) ? list.slice(0, 8) : []) {
       if (!s || typeof s !== 'object') continue;
-      const auth = str(s.username) && str(s.credential);
+      const auth = str(s.username) && str(s.credential) ? { username: s.username, credential: s.credential } : {};
       const urls = (Array.isArray(s.urls) ? s.urls : [s.urls]).slice(0, 8)
-        .filter((u) => str(u) && /^(stuns?|turns?):[^\s]+$/.test(u) && (auth || /^stuns?:/.test(u)));
-      if (urls.length) out.push(auth ? { urls, username: s.username, credential: s.credential } : { urls });
+        .filter((u) => str(u) && /^(stuns?|turns?):[^\s]+$/.test(u) && takes({ urls: [u], ...auth }));
+      if (urls.length) out.push(/^turns?:/.test(urls.join(' ')) ? { urls, ...auth } : { urls });
     }
     return out;
   }
@@ -923,6 +943,8 @@
     // _failed notes that connecting to peer id failed: kind is 'ice', 'no
     // answer', 'refused' (it does not have the file) or 'error'.
     _failed(id, kind, conn) {
+      this.failed.delete(id);
+      if (this.failed.size >= MAX_FOUND) this.failed.delete(this.failed.keys().next().value); // the oldest
       this.failed.set(id, { kind, at: Date.now(), local: conn ? [...conn.local] : [], remote: conn ? [...conn.remote] : [] });
       this._checkHopeless();
     }
@@ -1171,7 +1193,7 @@
       this.debug = !!opts.debug;
       this.transfers = new Map();
       this.conns = new Map(); this.nconns = 0; // shared connections by remote peer id; all connections
-      this.mediatorIce = []; this.iceTimer = null; this.capabilities = null; this.outq = null;
+      this.mediatorIce = []; this.iceTimer = null; this.iceAsked = false; this.capabilities = null; this.outq = null;
       this.closed = false; this.established = false;
       this.link = new MediatorLink(opts.mediator, opts.transports || ['polling', 'websocket'], (...a) => this.log(...a));
       this.link.on('connect', () => this.link.send('handshake', this.peerId, 0));
@@ -1210,7 +1232,7 @@
         this.emit('established');
         return;
       }
-      if (name === 'ice_servers') { if (this.capabilities) this._setIce(args[0]); return; }
+      if (name === 'ice_servers') { if (this.iceAsked) { this.iceAsked = false; this._setIce(args[0]); } return; } // only as our request's answer
       const hash = args[0];
       if (typeof hash !== 'string' || !HEX40.test(hash)) return;
       const t = this.transfers.get(hash);
@@ -1220,7 +1242,7 @@
         let dials = 0;
         for (const id of args[1].slice(0, 1000)) {
           if (typeof id !== 'string' || !HEX40.test(id) || id === this.peerId) continue;
-          t.found.add(id);
+          if (t.found.size < MAX_FOUND) t.found.add(id);
           if (t.wires.size < MAX_DIAL && dials < MAX_DIAL && this._connect(t, id)) dials++;
         }
         t._checkHopeless();
@@ -1249,7 +1271,7 @@
       this.mediatorIce = cleanIce(o && o.ice_servers);
       const left = o && Number.isFinite(o.ice_expires) ? o.ice_expires * 1000 - Date.now() : 0;
       // Fresh TURN credentials before these expire.
-      if (left > 0) this.iceTimer = setTimeout(() => this.established && this.link.send('get_ice_servers'), Math.max(1000, left - Math.min(60000, left / 2)));
+      if (left > 0) this.iceTimer = setTimeout(() => { if (this.established) this.iceAsked = this.link.send('get_ice_servers'); }, Math.max(1000, left - Math.min(60000, left / 2)));
     }
     // ---- mediation events, batched toward a mediator that takes batches ----
     _emit(name, hash) {

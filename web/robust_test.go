@@ -135,3 +135,72 @@ func TestSeederAnswersPrototypeDownloader(t *testing.T) {
 		t.Errorf("a data-channel message of %v bytes exceeds 64 KiB", big)
 	}
 }
+
+// TestMediationInputSurvivesGarbage feeds a node random values where the
+// mediator's established argument, ice_servers answers, peers lists and
+// signals (marked and unmarked offers with bogus SDP, answers, candidates)
+// go. Nothing may escape as an exception or an unhandled rejection, the ICE
+// servers kept must always be ones RTCPeerConnection takes, the batch limit
+// stays sane, and every connection the bogus offers started is closed again.
+func TestMediationInputSurvivesGarbage(t *testing.T) {
+	base := startMediator(t).URL()
+	b := chromium.New(t)
+	navigate(t, b.Tab(), base+"/test.html")
+	res := eval[map[string]any](t, b.Tab(), `(async () => {
+		let escaped = 0, rejections = 0, badIce = 0, badBatch = 0, keptSome = 0;
+		window.addEventListener("unhandledrejection", () => rejections++);
+		const rnd = (n) => Math.floor(Math.random() * n), pick = (a) => a[rnd(a.length)];
+		const keys = ["p2pcdn", "batch", "ice_servers", "ice_expires", "urls", "username", "credential", "type", "sdp", "candidate", "trickle"];
+		const atoms = () => pick([0, 1, -1, 2.5, 1e12, NaN, "", "x", "stun:a.example", "turn:a.example?transport=udp", "turns:x:1", "http://x", "stun:" + "a".repeat(600),
+			null, true, [], {}, "v=0\r\n", "candidate:1 1 udp 1 127.0.0.1 9 typ host", Date.now() / 1000 + 5]);
+		const junk = (d) => { const k = rnd(d > 3 ? 1 : 4);
+			if (k === 0) return atoms();
+			if (k === 1) return Array.from({length: rnd(5)}, () => junk(d + 1));
+			const o = {}; for (let i = rnd(5); i > 0; i--) o[pick(keys)] = junk(d + 1); return o; };
+		// Mostly the right shape with random values, sometimes anything.
+		const server = () => ({urls: pick([atoms(), [atoms(), atoms()], ["stun:a.example:3478", atoms()]]), username: pick([atoms(), "u"]), credential: pick([atoms(), "p"])});
+		const caps = () => rnd(4) ? {p2pcdn: pick([1, 1, atoms()]), batch: pick([atoms(), 5, 100000]), ice_servers: pick([Array.from({length: rnd(4)}, server), junk(1)]), ice_expires: atoms()} : junk(0);
+		const node = new p2pcdn.Node({mediator: "ws://127.0.0.1:1", iceServers: []});
+		node.established = true; node.link.send = () => true; // a mediator that takes everything
+		const hash = "11".repeat(20), t = node._transfer(hash); t.wanted = true;
+		const ids = Array.from({length: 8}, (_, i) => String(i + 2).repeat(40).slice(0, 40));
+		for (let i = 0; i < 3000; i++) {
+			try {
+				switch (i % 5) {
+				case 0: node._onEvent("established", [caps()]); break;
+				case 1: node.iceAsked = rnd(2) === 1; node._onEvent("ice_servers", [caps()]); break;
+				case 2: node._onEvent("peers", [hash, pick([junk(0), ids.slice(0, rnd(8)), [pick(ids), junk(1)]])]); break;
+				default: {
+					const sig = pick([junk(0), {type: pick(["offer", "answer"]), sdp: pick(["v=0\r\n", "garbage", "", junk(1)]), trickle: pick([true, junk(1)]), p2pcdn: pick([1, junk(1)])},
+						{type: "candidate", candidate: pick([junk(1), {candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", sdpMid: "0"}])}]);
+					node._onEvent("signal", [pick([hash, junk(1)]), pick(ids), pick([JSON.stringify(sig), junk(1), "{"])]);
+				}
+				}
+			} catch (e) { escaped++; }
+			// Checked now and then: Chromium caps live peer connections, and closed ones linger until collected.
+			if (node.mediatorIce.length) keptSome++;
+			if (i % 50 === 4) try { new RTCPeerConnection({iceServers: node.ice()}).close(); } catch (e) { badIce++; window.lastBad = JSON.stringify(node.ice()) + ": " + e.message; }
+			const cb = node.capabilities && node.capabilities.batch;
+			if (cb !== undefined && cb !== null && !(Number.isInteger(cb) && cb >= 0 && cb <= 10000)) badBatch++;
+			if (i % 100 === 0) await new Promise((r) => setTimeout(r, 0));
+		}
+		// Every verdict is also the browser's: a connection takes what was kept.
+		const kept = node.ice();
+		// Bogus offers and dials fail or time out; give them a little while.
+		for (let k = 0; k < 100 && node.nconns > 0; k++) await new Promise((r) => setTimeout(r, 300));
+		const left = node.nconns;
+		node.close();
+		await new Promise((r) => setTimeout(r, 300));
+		return {escaped, rejections, badIce, badBatch, left, keptSome, lastBad: window.lastBad || "", kept: JSON.stringify(kept)};
+	})()`)
+	t.Logf("%v", res)
+	if res["escaped"] != 0.0 || res["rejections"] != 0.0 || res["badIce"] != 0.0 || res["badBatch"] != 0.0 {
+		t.Fatalf("garbage from the mediator got through: %v", res)
+	}
+	if k, _ := res["keptSome"].(float64); k < 10 {
+		t.Errorf("the garbage left ICE servers to check only %v times; the generator is too weak", k)
+	}
+	if res["left"] != 0.0 {
+		t.Errorf("%v connections started by garbage are still open after 30 s", res["left"])
+	}
+}

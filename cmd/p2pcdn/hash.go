@@ -1,22 +1,16 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"io"
 	"os"
-	"time"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/p2pcdn/p2pcdn/internal/scan"
 	"github.com/p2pcdn/p2pcdn/internal/store"
-	"github.com/schollz/progressbar/v3"
-	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
+	"github.com/p2pcdn/p2pcdn/internal/termstatus"
 )
-
-// progressMinBytes is how much hashing it takes before a progress bar is
-// worth drawing.
-const progressMinBytes = 64 << 20
 
 func hashCommand() *cli.Command {
 	return &cli.Command{
@@ -29,10 +23,13 @@ func hashCommand() *cli.Command {
 			"downloads (*.part) found inside directories are skipped with a warning on stderr.\n\n" +
 			"Results of earlier runs are reused from a cache in the user cache directory while a file's\n" +
 			"path, size, modification and change time, inode and device are unchanged.\n\n" +
+			"With --manifest FILE it also writes a manifest (each file's path relative to the named directory, and its\n" +
+			"info dictionary) that `p2pcdn get --manifest FILE` mirrors with its folders.\n\n" +
 			"Exits 1 if any named path could not be hashed, 2 on bad usage.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one info dictionary per line as JSON (the prototype's exact bytes) and nothing else on stdout"},
 			&cli.BoolFlag{Name: "no-cache", Usage: "hash every file again and leave the hash cache alone"},
+			&cli.StringFlag{Name: "manifest", Usage: "also write a manifest of the files to `FILE`, for `p2pcdn get --manifest`"},
 		},
 		Action: runHash,
 	}
@@ -44,86 +41,80 @@ func runHash(c *cli.Context) error {
 		return usageErrorf("hash: name at least one file or directory (see p2pcdn hash --help)")
 	}
 	stdout, stderr := c.App.Writer, c.App.ErrWriter
-	warn := func(path string, err error) { fmt.Fprintf(stderr, "p2pcdn: warning: %s: %v\n", path, err) }
+	status := termstatus.New(nil)
+	if f, ok := stderr.(*os.File); ok {
+		status = termstatus.New(f)
+	}
+	defer status.Close()
+	warn := func(path string, err error) {
+		status.Println(stderr, fmt.Sprintf("p2pcdn: warning: %s: %v", path, err))
+	}
 
 	var cache *store.HashCache
 	if !c.Bool("no-cache") {
-		cache = openCache(warn)
+		cache = openCache(func(err error) { status.Println(stderr, fmt.Sprintf("p2pcdn: warning: %v (hashing every file)", err)) })
 	}
-	opt := scan.Options{Cache: cache, Warn: warn}
-	bar := hashProgress(c.Context, stderr, paths, cache)
-	if bar != nil {
-		opt.Progress = func(n int64) { bar.Add64(n) }
-	}
-	entries, err := scan.Files(c.Context, paths, opt)
-	if bar != nil {
-		bar.Finish()
-	}
-	if cache != nil {
-		if serr := cache.Save(); serr != nil {
-			warn("hash cache", serr)
+	var mf *manifestFile
+	if path := c.String("manifest"); path != "" {
+		var err error
+		if mf, err = createManifest(path); err != nil {
+			return err
 		}
+		defer mf.abort()
 	}
-	for _, e := range entries {
+	var hashed int64
+	files := 0
+	opt := scan.Options{Cache: cache, Warn: warn, Progress: func(n int64) {
+		hashed += n
+		status.Set("hashing: %d file(s), %s…", files, humanSize(hashed))
+	}}
+	err := scan.Walk(c.Context, paths, opt, func(e scan.Entry) error {
+		files++
 		if c.Bool("json") {
 			b, _ := e.Info.MarshalJSON()
-			fmt.Fprintf(stdout, "%s\n", b)
+			status.Println(stdout, string(b))
 		} else {
-			fmt.Fprintf(stdout, "%s  %9s  %s\n", e.Info.FullHash, humanSize(e.Info.TotalLength), e.Path)
+			status.Println(stdout, fmt.Sprintf("%s  %9s  %s", e.Info.FullHash, humanSize(e.Info.TotalLength), e.Path))
+		}
+		if mf != nil {
+			if err := mf.w.Add(e.Rel, e.Info); err != nil {
+				warn(e.Path, fmt.Errorf("not in the manifest: %w", err))
+			}
+		}
+		return nil
+	})
+	status.Clear()
+	if cache != nil {
+		if serr := cache.Save(); serr != nil {
+			status.Println(stderr, fmt.Sprintf("p2pcdn: warning: %v", serr))
+		}
+	}
+	if mf != nil && c.Context.Err() == nil {
+		if merr := mf.commit(); merr != nil {
+			return merr
 		}
 	}
 	if err != nil {
-		return withCode(exitFailure, fmt.Errorf("hash: %w", err))
+		if c.Context.Err() != nil {
+			return withCode(exitInterrupted, errors.New("interrupted"))
+		}
+		return withCode(exitFailure, err)
 	}
 	return nil
 }
 
 // openCache opens the default hash cache, or returns nil (hash everything)
 // when there is no usable cache directory.
-func openCache(warn func(string, error)) *store.HashCache {
+func openCache(warn func(error)) *store.HashCache {
 	path, err := store.DefaultHashCachePath()
 	if err != nil {
-		warn("hash cache", err)
+		warn(err)
 		return nil
 	}
 	cache, err := store.OpenHashCache(path)
 	if err != nil {
-		warn("hash cache", err)
+		warn(err)
 		return nil
 	}
 	return cache
-}
-
-// hashProgress returns a progress bar on stderr when it is a terminal and
-// there is enough to hash to be worth one; nil otherwise.
-func hashProgress(ctx context.Context, stderr io.Writer, paths []string, cache *store.HashCache) *progressbar.ProgressBar {
-	f, ok := stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
-	}
-	total := scan.TotalSize(ctx, paths, cache)
-	if total < progressMinBytes {
-		return nil
-	}
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(stderr),
-		progressbar.OptionSetDescription("hashing"),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-	)
-}
-
-// humanSize formats n bytes with binary units, for the human-readable output.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }

@@ -24,11 +24,8 @@ func runApp(t *testing.T, args ...string) (string, string, int) {
 	app := newApp()
 	app.Writer, app.ErrWriter = &stdout, &stderr
 	err := app.RunContext(context.Background(), append([]string{"p2pcdn"}, args...))
-	code := 0
-	if err != nil {
-		code = report(err)
-		stderr.WriteString(err.Error())
-	}
+	wantJSON, _ := app.Metadata[metaJSON].(bool)
+	code := report(&stdout, &stderr, err, wantJSON)
 	return stdout.String(), stderr.String(), code
 }
 

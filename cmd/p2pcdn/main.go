@@ -4,10 +4,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -16,12 +19,13 @@ import (
 
 // Exit codes, so scripts can tell failures apart.
 const (
-	exitOK         = 0
-	exitFailure    = 1 // anything not listed below
-	exitUsage      = 2 // bad arguments
-	exitNoPeers    = 3 // no peers found in time
-	exitVerifyFail = 4 // content did not verify
-	exitNoConnect  = 5 // peers found, none could be connected
+	exitOK          = 0
+	exitFailure     = 1   // anything not listed below
+	exitUsage       = 2   // bad arguments
+	exitNoPeers     = 3   // no peers found in time
+	exitVerifyFail  = 4   // content did not verify
+	exitNoConnect   = 5   // peers found, none could be connected
+	exitInterrupted = 130 // interrupted (Ctrl-C, SIGTERM), as shells report SIGINT
 )
 
 // exitError carries an exit code to main.
@@ -44,8 +48,12 @@ func usageErrorf(format string, args ...any) error {
 	return withCode(exitUsage, fmt.Errorf(format, args...))
 }
 
+// metaJSON marks, in the app's Metadata, that the running command was asked
+// for JSON output: its failure is then printed as a JSON object too.
+const metaJSON = "json"
+
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "p2pcdn",
 		Usage:   "a peer-to-peer content delivery network over WebRTC",
 		Version: version(),
@@ -59,18 +67,42 @@ func newApp() *cli.App {
 			versionCommand(),
 		},
 		HideHelpCommand: true,
+		Metadata:        map[string]any{},
 		ExitErrHandler:  func(*cli.Context, error) {}, // main reports errors itself
+		OnUsageError:    onUsageError,
 	}
+	for _, c := range app.Commands {
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+	}
+	return app
+}
+
+// onUsageError turns a flag the command does not know, or a flag value it
+// cannot parse, into one line and exit status 2, instead of the whole help.
+func onUsageError(cctx *cli.Context, err error, _ bool) error {
+	name := "p2pcdn"
+	if cctx.Command != nil && cctx.Command.Name != "" {
+		name += " " + cctx.Command.Name
+	}
+	return usageErrorf("%w (see %s --help)", err, name)
 }
 
 func main() {
 	start := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp()
-	app.Metadata = map[string]any{startKey: start}
+	app.Metadata[startKey] = start
 	err := app.RunContext(ctx, os.Args)
 	stop()
-	os.Exit(report(err))
+	wantJSON, _ := app.Metadata[metaJSON].(bool)
+	if !wantJSON && err != nil {
+		// A flag error comes before the command could say it wants JSON.
+		var ee *exitError
+		wantJSON = errors.As(err, &ee) && ee.code == exitUsage && slices.Contains(os.Args[1:], "--json")
+	}
+	os.Exit(report(os.Stdout, os.Stderr, err, wantJSON))
 }
 
 // startKey is the app's Metadata key for when main began (for get --verbose's timeline).
@@ -84,15 +116,25 @@ func processStart(cctx *cli.Context) time.Time {
 	return time.Now()
 }
 
-// report prints err for the user and returns the process exit code.
-func report(err error) int {
+// report prints err for the user, once, on one line (and as a JSON object on
+// stdout when the command was asked for JSON), and returns the exit code.
+func report(stdout, stderr io.Writer, err error, asJSON bool) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "p2pcdn: %v\n", err)
+	code := exitFailure
 	var ee *exitError
 	if errors.As(err, &ee) {
-		return ee.code
+		code = ee.code
 	}
-	return exitFailure
+	fmt.Fprintf(stderr, "p2pcdn: %v\n", err)
+	if asJSON {
+		json.NewEncoder(stdout).Encode(jsonError(err, code))
+	}
+	return code
+}
+
+// jsonError is the object --json prints for a failure.
+func jsonError(err error, code int) map[string]any {
+	return map[string]any{"error": err.Error(), "code": code}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/p2pcdn/p2pcdn/internal/iceserver"
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
+	"github.com/p2pcdn/p2pcdn/internal/socketio"
 	"github.com/p2pcdn/p2pcdn/web"
 )
 
@@ -19,14 +20,14 @@ import (
 // for one, when none is configured.
 const defaultMediatorAddr = "127.0.0.1:8888"
 
-// peerFlags are the flags of the commands that exchange files with peers.
-func peerFlags() []cli.Flag {
+// peerFlags are the flags of the commands that exchange files with peers;
+// mediatorDefault says what the command does without --mediator.
+func peerFlags(mediatorDefault string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{
 			Name:    "mediator",
 			EnvVars: []string{"P2PCDN_MEDIATOR"},
-			Usage: "mediator `URL` (ws://host:port, http://host:port or host:port); default: seed runs an embedded " +
-				"one on " + defaultMediatorAddr + ", get uses ws://" + defaultMediatorAddr,
+			Usage:   "mediator `URL` (ws://host:port, http://host:port or host:port); default: " + mediatorDefault,
 		},
 		&cli.StringSliceFlag{
 			Name:    "ice-server",
@@ -53,6 +54,19 @@ func newLogger(cctx *cli.Context) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// mediatorFlag returns --mediator, checked: a malformed address is a usage
+// error (exit 2), not something to retry. "" means none was given.
+func mediatorFlag(cctx *cli.Context) (string, error) {
+	u := cctx.String("mediator")
+	if u == "" {
+		return "", nil
+	}
+	if err := socketio.CheckURL(u); err != nil {
+		return "", usageErrorf("--mediator: %w", err)
+	}
+	return u, nil
 }
 
 // rtcConfig is the WebRTC configuration the peer flags ask for; seed and get

@@ -14,14 +14,19 @@ const expandChunk = 16 << 10
 // PieceHasher computes piece hashes with reusable buffers. It is not safe for
 // concurrent use; give each goroutine its own.
 type PieceHasher struct {
-	h   hash.Hash
-	buf []byte // widened bytes; 2*expandChunk plus slack for the 2-byte stores
-	sum [sha1.Size]byte
+	h     hash.Hash
+	chunk int    // input bytes widened at a time, at most expandChunk
+	buf   []byte // widened bytes; 2*chunk plus slack for the 2-byte stores
+	sum   [sha1.Size]byte
 }
 
 // NewPieceHasher returns a PieceHasher ready for use.
-func NewPieceHasher() *PieceHasher {
-	return &PieceHasher{h: sha1.New(), buf: make([]byte, 2*expandChunk+16)}
+func NewPieceHasher() *PieceHasher { return newPieceHasher(expandChunk) }
+
+// newPieceHasher returns a PieceHasher for pieces widened chunk bytes at a
+// time (at most expandChunk).
+func newPieceHasher(chunk int64) *PieceHasher {
+	return &PieceHasher{h: sha1.New(), chunk: int(chunk), buf: make([]byte, 2*chunk+16)}
 }
 
 // Hash returns the prototype's hash of piece: lowercase hex SHA-1 over the
@@ -31,7 +36,7 @@ func NewPieceHasher() *PieceHasher {
 func (p *PieceHasher) Hash(piece []byte) string {
 	p.h.Reset()
 	for len(piece) > 0 {
-		n := min(len(piece), expandChunk)
+		n := min(len(piece), p.chunk)
 		p.h.Write(widen(p.buf, piece[:n]))
 		piece = piece[n:]
 	}

@@ -81,8 +81,10 @@ func HashReaderAt(ctx context.Context, r io.ReaderAt, size, pieceLength int64, p
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ph := NewPieceHasher()
-			buf := make([]byte, pieceLength)
+			// Buffers no bigger than the file: hashing many small files
+			// (a site's assets) must not allocate a whole piece for each.
+			ph := newPieceHasher(min(size, expandChunk))
+			buf := make([]byte, min(pieceLength, size))
 			for ctx.Err() == nil {
 				i := next.Add(1) - 1
 				if i >= int64(n) {

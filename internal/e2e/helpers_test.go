@@ -134,9 +134,12 @@ type summary struct {
 	TotalLength int64  `json:"total_length"`
 	Downloaded  int64  `json:"downloaded"`
 	Uploaded    int64  `json:"uploaded"`
-	Resumed     int    `json:"resumed"`
-	Peers       int    `json:"peers"`
-	ElapsedMS   *int64 `json:"elapsed_ms"`
+	Resumed     int64  `json:"resumed"` // bytes
+	// ResumedPieces counts the pieces those bytes are in.
+	ResumedPieces int    `json:"resumed_pieces"`
+	Peers         int    `json:"peers"`
+	ElapsedMS     *int64 `json:"elapsed_ms"`
+	AlreadyThere  bool   `json:"already_there"`
 }
 
 // startGet starts `p2pcdn get --json` through m in dir.

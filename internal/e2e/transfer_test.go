@@ -68,11 +68,22 @@ func TestGetSizes(t *testing.T) {
 	if code, sum, p := runGet(t, m, "", "-o", out, info.FullHash); code != 0 || sum.Path != filepath.Join(out, "short-last.bin") {
 		t.Fatalf("get -o DIR: exit %d, summary %+v; stderr:\n%s", code, sum, p.Stderr())
 	}
-	// The target exists now: a second get refuses to overwrite it.
-	if code, _, p := runGet(t, m, "", "-o", target, "--timeout", "20s", info.FullHash); code == 0 {
-		t.Fatalf("get over an existing file exited 0; stderr:\n%s", p.Stderr())
+	// The target holds the file now: a second get verifies it and is done.
+	if code, sum, p := runGet(t, m, "", "-o", target, "--timeout", "20s", info.FullHash); code != 0 || !sum.AlreadyThere || sum.Downloaded != 0 {
+		t.Fatalf("get of a file already there: exit %d, summary %+v; stderr:\n%s", code, sum, p.Stderr())
 	}
 	sameFile(t, target, filepath.Join(src, "short-last.bin"))
+	// A different file there is never overwritten.
+	other := filepath.Join(out, "other.dat")
+	if err := os.WriteFile(other, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, p := runGet(t, m, "", "-o", other, "--timeout", "20s", info.FullHash); code == 0 || !strings.Contains(p.Stderr(), "exists") {
+		t.Fatalf("get over a different file exited %d; stderr:\n%s", code, p.Stderr())
+	}
+	if got, _ := os.ReadFile(other); string(got) != "mine" {
+		t.Fatalf("the existing file was changed to %d bytes", len(got))
+	}
 }
 
 // TestSeederKilledMidway kills one of two seeders with SIGKILL during a
@@ -223,8 +234,11 @@ func TestLeecherKilledAndResumed(t *testing.T) {
 	}
 	// Every byte is accounted for: resumed pieces were not fetched again
 	// (a piece may be fetched twice only if it arrived in several runs).
-	if resumedBytes := int64(sum.Resumed) * 200000; sum.Downloaded > size-resumedBytes+200000 {
-		t.Fatalf("downloaded %d bytes although %d were resumed of %d", sum.Downloaded, resumedBytes, size)
+	if sum.Downloaded > size-sum.Resumed+200000 {
+		t.Fatalf("downloaded %d bytes although %d were resumed of %d", sum.Downloaded, sum.Resumed, size)
+	}
+	if sum.Resumed != int64(sum.ResumedPieces)*200000 {
+		t.Fatalf("resumed %d bytes in %d whole pieces: want the pieces' bytes", sum.Resumed, sum.ResumedPieces)
 	}
 	for _, leftover := range []string{final + ".part", final + ".part.state"} {
 		if _, err := os.Stat(leftover); err == nil {
@@ -369,8 +383,9 @@ func TestHostileFileName(t *testing.T) {
 	}
 }
 
-// TestGetExitCodes: no peers within --timeout is exit 3; a malformed hash
-// is exit 2; an --info for another hash is exit 4.
+// TestGetExitCodes: no peers within --timeout is exit 3, also for a hash
+// given in upper case (normalized); a malformed hash or mediator address is
+// exit 2; an --info for another hash is exit 4.
 func TestGetExitCodes(t *testing.T) {
 	t.Parallel()
 	m := startMediator(t, "127.0.0.1:0")
@@ -382,7 +397,11 @@ func TestGetExitCodes(t *testing.T) {
 	if !strings.Contains(p.Stderr(), "no peers") {
 		t.Errorf("stderr does not say why: %q", p.Stderr())
 	}
-	for _, bad := range []string{"", "xyz", strings.ToUpper(unknown), unknown[:39], unknown + "0", "../" + unknown[3:]} {
+	code, _, p = runGet(t, m, "", "--timeout", "1s", strings.ToUpper(unknown))
+	if code != 3 || !strings.Contains(p.Stderr(), unknown) {
+		t.Fatalf("get of an upper-case hash exited %d, want 3 naming %s in lower case; stderr:\n%s", code, unknown, p.Stderr())
+	}
+	for _, bad := range []string{"", "xyz", unknown[:39], unknown + "0", "../" + unknown[3:]} {
 		code, _, p := runGet(t, m, "", bad)
 		if code != 2 {
 			t.Errorf("get %q exited %d, want 2; stderr:\n%s", bad, code, p.Stderr())
@@ -390,6 +409,12 @@ func TestGetExitCodes(t *testing.T) {
 	}
 	if code, _, p := runGet(t, m, ""); code != 2 {
 		t.Errorf("get without a hash exited %d, want 2; stderr:\n%s", code, p.Stderr())
+	}
+	for _, bad := range []string{"ht!tp://x", "ftp://host:1", "ws://"} {
+		p := start(t, "get", "", "get", "--mediator", bad, unknown)
+		if code := p.Wait(runTimeout); code != 2 || !strings.Contains(p.Stderr(), "bad mediator address") {
+			t.Errorf("get --mediator %q exited %d, want 2 and a clear error; stderr:\n%s", bad, code, p.Stderr())
+		}
 	}
 	// A mediator nobody listens on: a clear failure, not a hang.
 	dead := &mediator{addr: deadAddr(t)}

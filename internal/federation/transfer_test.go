@@ -45,6 +45,7 @@ func TestTransferAcrossMediators(t *testing.T) {
 	defer tr.Close()
 
 	ready := make(chan string, 1)
+	var hash string // File runs before Ready, on Run's goroutine
 	seedCtx, stopSeed := context.WithCancel(ctx)
 	seedDone := make(chan error, 1)
 	go func() {
@@ -53,9 +54,10 @@ func TestTransferAcrossMediators(t *testing.T) {
 			Mediator:  "http://" + a.addr,
 			Transport: tr,
 			Logger:    testLogger(),
-			Ready: func(files []scan.Entry) {
-				if len(files) == 1 {
-					ready <- files[0].Info.FullHash
+			File:      func(e scan.Entry) { hash = e.Info.FullHash },
+			Ready: func(n int) {
+				if n == 1 {
+					ready <- hash
 				}
 			},
 		})
@@ -64,7 +66,6 @@ func TestTransferAcrossMediators(t *testing.T) {
 		stopSeed()
 		<-seedDone
 	}()
-	var hash string
 	select {
 	case hash = <-ready:
 	case err := <-seedDone:

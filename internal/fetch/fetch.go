@@ -41,9 +41,12 @@ var (
 	// ErrUnreachable: peers were found but none could be connected (every
 	// attempt failed, ICE found no path); the error says what was tried.
 	ErrUnreachable = errors.New("peers found but none could be connected")
-	// ErrExists: a file exists at the target path already; it is never
-	// overwritten.
+	// ErrExists: a different file exists at the target path already; it
+	// is never overwritten.
 	ErrExists = errors.New("target file exists")
+	// ErrInterrupted: the caller's context ended before the file was
+	// complete. What was verified stays in the .part file for a resume.
+	ErrInterrupted = errors.New("interrupted")
 )
 
 // Defaults for Config's zero fields.
@@ -78,6 +81,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// Progress is called about ten times a second while downloading.
 	Progress func(Progress)
+	// GetPeers (Dial) are the hashes about to be fetched: the session asks
+	// the mediator for their peers as it connects, with the handshake
+	// toward a mediator of ours, a round trip sooner than Get would.
+	GetPeers []string
 }
 
 // Progress is a snapshot of a running download.
@@ -86,7 +93,11 @@ type Progress struct {
 	Have       int64         // verified bytes, resumed ones included
 	Total      int64         // 0 until the info is known
 	Downloaded int64         // bytes received this run
-	Peers      int
+	Peers      int           // connected peers
+	// Found counts the distinct peers the mediator named so far, and
+	// Connecting those being dialed or answered but not connected yet.
+	Found      int
+	Connecting int
 }
 
 // Result describes a finished download.
@@ -96,19 +107,121 @@ type Result struct {
 	Downloaded int64 // bytes received this run
 	Uploaded   int64 // bytes sent to other downloaders while downloading
 	Resumed    int   // pieces already on disk from an earlier run
-	Peers      int   // peers that sent us data
-	Elapsed    time.Duration
+	// ResumedBytes is how many bytes those pieces hold.
+	ResumedBytes int64
+	Peers        int // peers that sent us data
+	Elapsed      time.Duration
+	// AlreadyThere: the target held this very file (its content hashed to
+	// the full hash), so nothing was downloaded and it was left as it was.
+	AlreadyThere bool
 }
 
 // Run downloads cfg.Hash and returns once the file is complete, verified and
-// in place. Errors wrap ErrNoPeers, ErrStalled or ErrExists where they apply.
+// in place. Errors wrap ErrNoPeers, ErrStalled, ErrExists or ErrInterrupted
+// where they apply.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	start := time.Now()
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
+	}
+	s, err := Dial(ctx, dialConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Get(ctx, cfg)
+}
+
+// dialConfig is Run's Dial configuration: it asks for cfg.Hash as it connects.
+func dialConfig(cfg Config) Config {
+	if len(cfg.GetPeers) == 0 {
+		cfg.GetPeers = []string{cfg.Hash}
+	}
+	return cfg
+}
+
+func checkConfig(cfg Config) error {
 	if !content.ValidHash(cfg.Hash) {
-		return nil, fmt.Errorf("%q is not a full hash (40 lowercase hex characters)", cfg.Hash)
+		return fmt.Errorf("%q is not a full hash (40 lowercase hex characters)", cfg.Hash)
 	}
 	if cfg.Info != nil && cfg.Info.FullHash != cfg.Hash {
-		return nil, fmt.Errorf("the info dictionary is for %s, not %s", cfg.Info.FullHash, cfg.Hash)
+		return fmt.Errorf("the info dictionary is for %s, not %s", cfg.Info.FullHash, cfg.Hash)
+	}
+	return nil
+}
+
+// The pace of a session's mediator events. Every file needs a few events
+// (get_peers, an offer, trickled candidates), so a session fetching many
+// files at once would wait on the client's default pace (50/s, burst 50)
+// where separate processes would not. This stays below our mediator's
+// per-connection limits (100 events/s, burst 1,000).
+const (
+	ManyEventRate  = 90
+	ManyEventBurst = 500
+)
+
+// Session is one mediator connection and WebRTC transport that several
+// downloads share (`p2pcdn get HASH...`). Its methods are safe for
+// concurrent use.
+type Session struct {
+	client *mediatorclient.Client
+	tr     *rtc.Transport
+	ownTr  bool
+	host   *peering.Host
+	log    *slog.Logger
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	asked map[string]bool // Config.GetPeers not yet taken by a Get
+}
+
+// Dial connects to cfg.Mediator as cfg.PeerID and sets up the transport
+// (cfg.Transport, or one made from cfg.RTC). The other fields of cfg are
+// for Get.
+func Dial(ctx context.Context, cfg Config) (*Session, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log,
+		EventRate: ManyEventRate, EventBurst: ManyEventBurst, GetPeers: cfg.GetPeers})
+	if err != nil {
+		return nil, err // it names the mediator
+	}
+	s := &Session{client: client, tr: cfg.Transport, log: log, asked: make(map[string]bool)}
+	for _, h := range cfg.GetPeers {
+		s.asked[h] = true
+	}
+	if s.tr == nil {
+		if s.tr, err = rtc.New(withMediatorICE(cfg.RTC, client)); err != nil {
+			client.Close()
+			return nil, err
+		}
+		s.ownTr = true
+	}
+	// The Host outlives Dial's ctx (which bounds the dial only): Close ends it. It keeps ctx's values
+	// (get --verbose's timeline).
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.host = peering.NewHost(hctx, peering.HostConfig{Client: client, Transport: s.tr, Logger: log})
+	return s, nil
+}
+
+// Close ends the session; call it once every Get has returned.
+func (s *Session) Close() {
+	s.host.Close()
+	s.cancel()
+	if s.ownTr {
+		s.tr.Close()
+	}
+	s.client.Close()
+}
+
+// Get downloads cfg.Hash through the session, as Run does; cfg's Mediator,
+// Transport, RTC and PeerID are the session's and ignored here.
+func (s *Session) Get(ctx context.Context, cfg Config) (*Result, error) {
+	start := time.Now()
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -116,27 +229,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.WantPeers <= 0 {
 		cfg.WantPeers = DefaultWantPeers
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	if cfg.Logger == nil {
+		cfg.Logger = s.log
 	}
+	log := cfg.Logger
+	if cfg.Info != nil {
+		// Known content: a file already in place needs no network at all.
+		if res, err := alreadyThere(ctx, cfg.Output, cfg.Info); res != nil || err != nil {
+			return done(res, start), err
+		}
+	}
+	client := s.client
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	// The client asks for the hash's peers as it connects: with the handshake, toward a mediator of ours.
-	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log,
-		GetPeers: []string{cfg.Hash}})
-	if err != nil {
-		return nil, err // it names the mediator
-	}
-	defer client.Close()
-	tr := cfg.Transport
-	if tr == nil {
-		if tr, err = rtc.New(withMediatorICE(cfg.RTC, client)); err != nil {
-			return nil, err
-		}
-		defer tr.Close()
-	}
 	// The announce goroutine below ends before the client closes.
 	var announcing sync.WaitGroup
 	defer func() {
@@ -178,7 +284,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer t.Close()
 	defer d.close()
 	d.failures = make(chan peering.Failure, 16)
-	link := peering.Join(ctx, peering.Config{Hash: cfg.Hash, Client: client, Transport: tr, Torrent: t, Logger: log,
+	// The session's Host: files fetched from one peer of ours share one
+	// connection, a data channel each.
+	link := s.host.Join(peering.LinkConfig{Hash: cfg.Hash, Torrent: t,
 		OnFailure: func(f peering.Failure) {
 			select {
 			case d.failures <- f:
@@ -187,7 +295,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}})
 	defer link.Close()
 
-	if err := d.wait(ctx, t, client, link); err != nil {
+	s.mu.Lock()
+	asked := s.asked[cfg.Hash]
+	delete(s.asked, cfg.Hash)
+	s.mu.Unlock()
+	if err := d.wait(ctx, t, client, link, asked); err != nil {
+		if errors.Is(err, errAlreadyThere) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return done(&Result{Path: d.path, Info: d.info, AlreadyThere: true}, start), nil
+		}
+		if parent.Err() != nil {
+			return nil, d.interrupted(parent.Err())
+		}
 		return nil, err
 	}
 	if err := d.dl.Finish(); err != nil {
@@ -201,19 +321,53 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	timeline.Mark(ctx, "file in place")
 	st := t.Stats()
 	res := &Result{
-		Path:       d.path,
-		Info:       t.Info(),
-		Downloaded: st.Downloaded,
-		Uploaded:   st.Uploaded,
-		Resumed:    d.resumed,
-		Elapsed:    time.Since(start),
+		Path:         d.path,
+		Info:         t.Info(),
+		Downloaded:   st.Downloaded,
+		Uploaded:     st.Uploaded,
+		Resumed:      d.resumed,
+		ResumedBytes: d.resumedBytes,
 	}
 	d.noteSenders(st)
 	res.Peers = len(d.senders)
 	bye, stop := context.WithTimeout(context.Background(), time.Second)
 	defer stop()
 	client.Finish(bye, cfg.Hash)
-	return res, nil
+	return done(res, start), nil
+}
+
+// done stamps res with the time since start.
+func done(res *Result, start time.Time) *Result {
+	if res != nil {
+		res.Elapsed = time.Since(start)
+	}
+	return res
+}
+
+// errAlreadyThere stops a torrent whose target turned out to hold the file.
+var errAlreadyThere = errors.New("the file is already there")
+
+// alreadyThere checks the target of info under output: nothing there gives
+// (nil, nil); the same content gives a Result; anything else ErrExists.
+func alreadyThere(ctx context.Context, output string, info *content.Info) (*Result, error) {
+	path, err := targetPath(output, info)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, nil // not there (or unreadable: opening the download says why)
+	}
+	if fi.Mode().IsRegular() && fi.Size() == info.TotalLength {
+		got, err := content.HashFile(ctx, path, nil)
+		if err == nil && got.FullHash == info.FullHash {
+			return &Result{Path: path, Info: info, AlreadyThere: true}, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	return nil, fmt.Errorf("%s: %w with other content; remove it or choose another with -o", path, ErrExists)
 }
 
 // download is the state of one Run that the swarm's callbacks share.
@@ -221,10 +375,12 @@ type download struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	dl      *store.Download
-	path    string
-	resumed int
+	mu           sync.Mutex
+	dl           *store.Download
+	path         string
+	info         *content.Info // set with path when the file is already there
+	resumed      int
+	resumedBytes int64
 
 	// senders are the ids of peers that sent us data, kept from each
 	// progress sample because Stats lists only the peers still connected.
@@ -255,7 +411,14 @@ func (d *download) open(info *content.Info) (swarm.PieceReader, error) {
 		return nil, err
 	}
 	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("%s: %w; remove it or choose another with -o", path, ErrExists)
+		res, err := alreadyThere(context.Background(), d.cfg.Output, info)
+		if err != nil {
+			return nil, err
+		}
+		d.mu.Lock()
+		d.path, d.info = res.Path, info
+		d.mu.Unlock()
+		return nil, errAlreadyThere
 	}
 	dl, err := store.OpenDownload(path, info)
 	if err != nil {
@@ -263,6 +426,7 @@ func (d *download) open(info *content.Info) (swarm.PieceReader, error) {
 	}
 	d.mu.Lock()
 	d.dl, d.path, d.resumed = dl, path, info.PiecesAmount-dl.Missing()
+	d.resumedBytes = haveBytes(info, dl)
 	d.mu.Unlock()
 	if d.resumed > 0 {
 		d.log.Info("resuming", "path", path+store.PartSuffix, "pieces", d.resumed, "of", info.PiecesAmount)
@@ -276,6 +440,42 @@ type verifiedWriter struct{ *store.Download }
 
 func (w verifiedWriter) WritePiece(piece int, data []byte) error {
 	return w.WriteVerifiedPiece(piece, data)
+}
+
+// interrupted explains an interruption: what was kept and how to resume.
+func (d *download) interrupted(cause error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dl == nil {
+		return fmt.Errorf("%w before any data arrived: %w", ErrInterrupted, cause)
+	}
+	have := haveBytes(d.dl.Info(), d.dl)
+	return &interruptError{part: d.path + store.PartSuffix, have: have, total: d.dl.Info().TotalLength, cause: cause}
+}
+
+// interruptError is ErrInterrupted with the .part file that was kept.
+type interruptError struct {
+	part        string
+	have, total int64
+	cause       error
+}
+
+func (e *interruptError) Error() string {
+	return fmt.Sprintf("interrupted; %s keeps the %d of %d bytes verified so far, and running the same command again resumes from there",
+		e.part, e.have, e.total)
+}
+
+func (e *interruptError) Is(target error) bool { return target == ErrInterrupted }
+func (e *interruptError) Unwrap() error        { return e.cause }
+
+// PartialDownload returns the .part file an interruption kept and its
+// verified and total bytes, if err is one.
+func PartialDownload(err error) (part string, have, total int64, ok bool) {
+	var ie *interruptError
+	if errors.As(err, &ie) {
+		return ie.part, ie.have, ie.total, true
+	}
+	return "", 0, 0, false
 }
 
 func (d *download) close() {
@@ -298,14 +498,18 @@ const (
 // wait asks for peers and connects to them until the torrent is complete,
 // reporting progress. It gives up after cfg.Timeout without progress, or
 // soon after every peer found has failed to connect (ErrUnreachable).
-func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorclient.Client, link *peering.Link) error {
+// asked says the session asked for the hash's peers already, as it connected.
+func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorclient.Client, link *peering.Link, asked bool) error {
 	askEvery := firstAsk
 	ask := time.NewTimer(askEvery)
 	defer ask.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 
-	// Dial asked for the first peers already (Options.GetPeers).
+	if !asked {
+		client.GetPeers(ctx, d.cfg.Hash)
+		timeline.Mark(ctx, "mediator: get_peers sent")
+	}
 	// Progress is verified data only (the info dictionary, then pieces), so
 	// a peer sending bytes that never verify cannot hold --timeout off.
 	lastProgress := time.Now()
@@ -326,7 +530,7 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.Done():
-			d.report(t)
+			d.report(t, link, &u)
 			return nil
 		case <-t.Stopped():
 			if err := t.Err(); err != nil {
@@ -354,7 +558,7 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 			askEvery = min(2*askEvery, askInterval)
 			ask.Reset(askEvery)
 		case <-tick.C:
-			st := d.report(t)
+			st := d.report(t, link, &u)
 			if st.Peers > 0 || len(d.senders) > 0 {
 				everConnected = true
 			}
@@ -461,13 +665,14 @@ type unreachableError struct {
 func (e *unreachableError) Error() string   { return e.msg }
 func (e *unreachableError) Unwrap() []error { return []error{ErrUnreachable, e.cause} }
 
-func (d *download) report(t *swarm.Torrent) swarm.Stats {
+func (d *download) report(t *swarm.Torrent, link *peering.Link, u *unreachable) swarm.Stats {
 	st := t.Stats()
 	d.noteSenders(st)
 	if d.cfg.Progress == nil {
 		return st
 	}
-	p := Progress{Info: t.Info(), Downloaded: st.Downloaded, Peers: st.Peers}
+	p := Progress{Info: t.Info(), Downloaded: st.Downloaded, Peers: st.Peers, Found: len(u.peers),
+		Connecting: max(0, link.Sessions()-st.Peers)}
 	if p.Info != nil {
 		p.Total = p.Info.TotalLength
 		d.mu.Lock()

@@ -16,7 +16,6 @@ import (
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/peering"
-	"github.com/p2pcdn/p2pcdn/internal/scan"
 	"github.com/p2pcdn/p2pcdn/internal/seed"
 	"github.com/p2pcdn/p2pcdn/internal/store"
 	"github.com/p2pcdn/p2pcdn/internal/swarm"
@@ -63,7 +62,7 @@ func startSeeder(t *testing.T, url, path string) {
 	go func() {
 		done <- seed.Run(ctx, seed.Config{
 			Paths: []string{path}, Mediator: url, Transport: testpeer.Transport(t), Logger: quiet(),
-			Ready: func([]scan.Entry) { close(ready) },
+			Ready: func(int) { close(ready) },
 		})
 	}()
 	t.Cleanup(func() {
@@ -540,5 +539,49 @@ func FuzzTargetPath(f *testing.F) {
 		if filepath.Dir(p) != "." || !filepath.IsLocal(p) {
 			t.Fatalf("name %q with no output gives %q, not a local name", name, p)
 		}
+	})
+}
+
+// TestAlreadyThere: a target that holds the very file (its content hashes
+// to the full hash) is reported as already there and left untouched, with
+// the info given (no network needed) and fetched from a peer.
+func TestAlreadyThere(t *testing.T) {
+	url := testpeer.StartMediator(t).URL()
+	src, data, info := testFile(t, "movie.bin", fileSize)
+	out := t.TempDir()
+	target := filepath.Join(out, "movie.bin")
+	if err := os.WriteFile(target, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(target)
+	check := func(t *testing.T, res *Result, err error) {
+		t.Helper()
+		if err != nil || res == nil || !res.AlreadyThere || res.Path != target || res.Downloaded != 0 {
+			t.Fatalf("Run = %+v, %v; want already there at %s", res, err, target)
+		}
+		after, _ := os.Stat(target)
+		if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+			t.Fatal("the file was replaced or rewritten")
+		}
+		if ents, _ := os.ReadDir(out); len(ents) != 1 {
+			t.Fatalf("Run left files beside it: %v", ents)
+		}
+	}
+	t.Run("info given, no mediator needed", func(t *testing.T) {
+		s, err := Dial(runCtx(t), Config{Mediator: url, Transport: testpeer.Transport(t), Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		res, err := s.Get(runCtx(t), Config{Hash: info.FullHash, Info: info, Output: out, Timeout: time.Second})
+		check(t, res, err)
+	})
+	t.Run("info fetched", func(t *testing.T) {
+		startSeeder(t, url, src)
+		res, err := Run(runCtx(t), Config{
+			Hash: info.FullHash, Output: out, Mediator: url,
+			Transport: testpeer.Transport(t), Timeout: 30 * time.Second, Logger: quiet(),
+		})
+		check(t, res, err)
 	})
 }

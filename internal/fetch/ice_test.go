@@ -16,7 +16,6 @@ import (
 	"github.com/p2pcdn/p2pcdn/internal/mediation"
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
-	"github.com/p2pcdn/p2pcdn/internal/scan"
 	"github.com/p2pcdn/p2pcdn/internal/seed"
 	"github.com/p2pcdn/p2pcdn/internal/testpeer"
 )
@@ -97,7 +96,7 @@ func TestMediatorICEServersUsed(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- seed.Run(ctx, seed.Config{Paths: []string{src}, Mediator: url, RTC: lo, PeerID: seederID, Logger: quiet(),
-			Ready: func([]scan.Entry) { close(ready) }})
+			Ready: func(int) { close(ready) }})
 	}()
 	t.Cleanup(func() {
 		cancel()

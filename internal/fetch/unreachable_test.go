@@ -12,7 +12,6 @@ import (
 	"github.com/pion/transport/v5"
 
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
-	"github.com/p2pcdn/p2pcdn/internal/scan"
 	"github.com/p2pcdn/p2pcdn/internal/seed"
 	"github.com/p2pcdn/p2pcdn/internal/testing/simnet"
 	"github.com/p2pcdn/p2pcdn/internal/testpeer"
@@ -43,7 +42,7 @@ func TestUnreachableSeeder(t *testing.T) {
 	go func() {
 		done <- seed.Run(ctx, seed.Config{
 			Paths: []string{path}, Mediator: url, Transport: transport(lab.B), Logger: quiet(),
-			Ready:  func([]scan.Entry) { close(ready) },
+			Ready:  func(int) { close(ready) },
 			Notice: func(msg string) { mu.Lock(); notices = append(notices, msg); mu.Unlock() },
 		})
 	}()

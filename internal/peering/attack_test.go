@@ -17,8 +17,10 @@ func TestForgedOfferKeepsEstablishedSession(t *testing.T) {
 	_, url := startMediator(t)
 	path, info := testFile(t, fileSize)
 	seeder := join(t, url, id(1), func(pid string) *swarm.Torrent { return seedTorrent(t, path, info, pid) }, Config{Hash: info.FullHash})
-	dl := join(t, url, id(2), func(pid string) *swarm.Torrent { tor, _ := downloadTorrent(t, info, pid); return tor }, Config{Hash: info.FullHash})
-	if !dl.link.Connect(id(1)) {
+	dlHost := newHostPeer(t, url, id(2), HostConfig{})
+	dlTor, _ := downloadTorrent(t, info, id(2))
+	dlLink := dlHost.host.Join(LinkConfig{Hash: info.FullHash, Torrent: dlTor})
+	if !dlLink.Connect(id(1)) {
 		t.Fatal("Connect did not dial")
 	}
 	eventually(t, "the seeder's session to be up", func() bool {
@@ -48,7 +50,23 @@ func TestForgedOfferKeepsEstablishedSession(t *testing.T) {
 	if n := seeder.link.h.Conns(); n != 1 {
 		t.Fatalf("%d connections after forged offers, want the established one alone", n)
 	}
-	waitDone(t, dl.tor)
+	waitDone(t, dlTor)
+
+	// Once no channel is left the connection is idle, and a new offer from the peer (which may have
+	// closed its side and dialed again) takes its place: there is nothing on it to lose.
+	dlLink.Close() // its Host, and the connection, stay
+	eventually(t, "the connection to go idle", func() bool {
+		seeder.link.h.mu.Lock()
+		defer seeder.link.h.mu.Unlock()
+		return len(before.chans) == 0
+	})
+	seeder.link.h.onSignal(seeder.link, id(2), captureOffer(t, testpeer.Transport(t)))
+	if after := connWith(seeder.link, id(2)); after == before || after == nil {
+		t.Fatal("a new offer did not replace the idle connection")
+	}
+	if before.ctx.Err() == nil {
+		t.Fatal("the idle connection was not closed")
+	}
 }
 
 // TestOfferFloodDoesNotStarveDownloaders (issue 11 item 6): offers from ever new ids, ten a second,

@@ -81,6 +81,8 @@ type Host struct {
 	single   map[pkey]*pconn    // by remote id and hash: connections for one file (prototype peers)
 	proto    map[string]bool    // remote ids known to be prototype peers (one file per connection)
 	failures map[string]failure // by remote id: our failed dials in a row
+
+	onRequest func(hash string) bool // see OnRequest (request.go)
 }
 
 type pkey struct{ peer, hash string }
@@ -174,16 +176,18 @@ func (h *Host) onSignal(l *Link, from, data string) {
 	}
 	var requeue []string
 	if old != nil {
-		// An established connection is never torn down by an offer: sender
-		// ids can be forged, and a real peer that lost its connection finds
-		// out and retries once ours has failed too.
-		if old.open {
+		// A connection carrying channels is never torn down by an offer:
+		// sender ids can be forged, and a real peer that lost its connection
+		// finds out and retries once ours has failed too. An idle one gives
+		// way: the remote closed it (we may not have heard yet) and dials
+		// again, and there is nothing on it to lose.
+		if old.open && len(old.chans) > 0 {
 			l.log.Debug("ignoring an offer from a peer with an established connection", "from", from)
 			return
 		}
 		// Both sides dialed each other at once: the offer of the peer with
 		// the higher id wins, so exactly one connection survives.
-		if old.initiator && h.selfID() > from {
+		if !old.open && old.initiator && h.selfID() > from {
 			return
 		}
 		requeue = old.hashes()

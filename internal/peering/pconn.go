@@ -17,6 +17,11 @@ import (
 // labelPrefix starts our channels' labels: p2pcdn/<full hash>.
 const labelPrefix = "p2pcdn/"
 
+// recvSignals is how many signals (trickled candidates, mostly) a negotiation
+// holds before it reads them; a browser of ours trickles its offer's
+// server candidates right behind it.
+const recvSignals = 64
+
 // pconn is one peer connection, from the start of its negotiation until it
 // closes. Its fields are guarded by Host.mu, except those set at creation.
 type pconn struct {
@@ -54,7 +59,7 @@ func (h *Host) newConnLocked(remote, hash string, initiator, shared bool, addr s
 	ctx, cancel := context.WithCancel(h.ctx)
 	c := &pconn{
 		remote: remote, hash: hash, initiator: initiator, ctx: ctx, cancel: cancel,
-		recv: make(chan string, 16), started: time.Now(), shared: shared, addr: addr,
+		recv: make(chan string, recvSignals), started: time.Now(), shared: shared, addr: addr,
 		chans: make(map[string]*channel), queue: make(map[string]bool),
 	}
 	h.conns[c] = true
@@ -175,6 +180,9 @@ func (h *Host) negotiate(c *pconn, offer string) {
 	// The first channel belongs to the file its label names, if we have it,
 	// else to the file whose signal set the connection up.
 	hash := c.hash
+	if lh, ok := labelHash(first.Label()); ok && h.links[lh] == nil && c.ctx.Err() == nil {
+		h.requestLocked(lh) // a file not open yet (request.go)
+	}
 	if lh, ok := labelHash(first.Label()); ok && h.links[lh] != nil {
 		hash = lh
 	}
@@ -206,6 +214,7 @@ func (h *Host) negotiate(c *pconn, offer string) {
 	h.forgetLocked(c)
 	c.stopIdle()
 	h.mu.Unlock()
+	c.cancel()
 	_ = peer.Close()
 }
 
@@ -264,6 +273,12 @@ func (h *Host) incoming(c *pconn, conn rtc.Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	l := h.links[hash]
+	if l == nil && ok && c.ctx.Err() == nil {
+		l = h.requestLocked(hash) // a file not open yet (request.go)
+		if c.ctx.Err() != nil {
+			l = nil
+		}
+	}
 	if !ok || l == nil || l.closed || l.banned[c.remote] || len(c.chans) >= h.cfg.MaxChannels {
 		_ = conn.Close()
 		return

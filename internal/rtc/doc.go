@@ -32,20 +32,23 @@
 //
 // # Loopback mode
 //
-// Config.Loopback keeps every packet on 127.0.0.1: loopback interfaces only, IPv4 (UDP, and TCP for
-// ICE-TCP), mDNS off, remote
+// Config.Loopback keeps every packet on 127.0.0.1: loopback interfaces only, UDP4 (and TCP4 with an
+// ICE-TCP listener), mDNS off, remote
 // candidates and peer-reflexive addresses other than loopback dropped (Chromium in a loopback-only
 // namespace checks from 127.0.0.1 without announcing it, which is accepted).
 //
 // # Setup (measured)
 //
 // BenchmarkSetup times offer to open channel against plain pion exchanging complete SDP, in the same
-// run; BenchmarkSetupVariant measures pion's knobs alone. pion nominates a pair only once it has been
-// checked for a minimum time by kind (server-reflexive 0.5 s, peer-reflexive 1 s, relayed 2 s) and on
-// 200 ms check ticks. Taking any working pair at once (a relayed one after 100 ms, so that a direct
-// path found at about the same time wins) cut setup behind NATs to about a quarter (public to cone NAT
-// without servers x0.26, symmetric NATs through TURN x0.22) and to x0.64 between cone NATs with STUN;
-// over loopback a host pair is taken at once either way.
+// run (median setup time, medians of 3 runs of 5, load average 15-33 on 2 cores); BenchmarkSetupVariant
+// measures pion's knobs alone. pion nominates a pair only once checks have run for a minimum time by
+// kind (server-reflexive 0.5 s, peer-reflexive 1 s, relayed 2 s), and gathering waits up to 5 s for a
+// STUN server that never answers. Taking any working pair at once (a relayed one after 100 ms, so a
+// direct path found at about the same time wins), trickling toward our peers and sending the offer once
+// the servers that answer have: over loopback x0.84-1.17 (no server, STUN, TURN: a host pair either
+// way, within noise); in the simulated internet of internal/testing/simnet, public to cone NAT x0.32,
+// cone to cone with STUN x0.50, symmetric NATs through TURN x0.28, the same with a STUN server that
+// never answers x0.07 (0.86 s against 12.4 s).
 //
 // # Round trips (measured across a WAN delay, internal/e2e/wan)
 //

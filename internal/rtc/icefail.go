@@ -83,6 +83,9 @@ func kindBit(typ, proto string) CandidateKinds {
 	return 0
 }
 
+// fromServers are the kinds a STUN or TURN server gives: srflx and relay, by UDP or TCP.
+const fromServers = CandidateKinds(0b11001100)
+
 // Has reports whether k holds the kind typ/proto, e.g. ("relay", "udp").
 func (k CandidateKinds) Has(typ, proto string) bool {
 	b := kindBit(typ, proto)

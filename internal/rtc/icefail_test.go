@@ -29,6 +29,9 @@ func TestCandidateKinds(t *testing.T) {
 	if want := "host/udp, host/tcp, srflx/udp, relay/udp"; k.String() != want {
 		t.Errorf("kinds %q, want %q", k, want)
 	}
+	if fromServers != kindBit("srflx", "udp")|kindBit("srflx", "tcp")|kindBit("relay", "udp")|kindBit("relay", "tcp") {
+		t.Errorf("fromServers is %s", fromServers)
+	}
 	if !k.Has("relay", "udp") || k.Has("relay", "tcp") || k.Has("prflx", "udp") || k.Has("bogus", "udp") {
 		t.Errorf("Has on %q", k)
 	}

@@ -168,29 +168,16 @@ func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDe
 	if err := pc.SetLocalDescription(desc); err != nil {
 		return fmt.Errorf("set local %s: %w", desc.Type, err)
 	}
-	if wait != waitNone {
-		timer := time.NewTimer(gatherTimeout)
-		defer timer.Stop()
-		host := n.hostSeen
-		if wait == waitAll {
-			host = nil
+	var early []webrtc.ICECandidateInit // taken from localCand while waiting
+	switch wait {
+	case waitAll:
+		var err error
+		if early, err = n.awaitGathering(ctx); err != nil {
+			return err
 		}
-	gather:
-		for {
-			select {
-			case <-n.gathered:
-				break gather
-			case <-host:
-				host = nil
-				timer.Reset(hostSettle)
-			case <-timer.C:
-				if wait == waitAll || !isClosed(n.hostSeen) {
-					n.t.log.Debug("rtc: sending a description before gathering completed", "type", desc.Type)
-				}
-				break gather
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+	case waitHost:
+		if err := n.awaitHost(ctx); err != nil {
+			return err
 		}
 	}
 	local := pc.LocalDescription()
@@ -206,7 +193,65 @@ func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDe
 		return fmt.Errorf("send %s: %w", local.Type, err)
 	}
 	n.tl.Mark("rtc: " + local.Type.String() + " sent")
+	for _, c := range early { // those the description missed are held or trickled
+		n.localCandidate(ctx, c)
+	}
 	return nil
+}
+
+// awaitHost waits until pion has our host candidates: the first, then hostSettle for those of other
+// interfaces (or until gathering completes, gatherTimeout at most). The others are trickled.
+func (n *negotiation) awaitHost(ctx context.Context) error {
+	timer := time.NewTimer(gatherTimeout)
+	defer timer.Stop()
+	host := n.hostSeen
+	for {
+		select {
+		case <-n.gathered:
+			return nil
+		case <-host:
+			host = nil
+			timer.Reset(hostSettle)
+		case <-timer.C:
+			if !isClosed(n.hostSeen) {
+				n.t.log.Debug("rtc: sending an offer without host candidates")
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// awaitGathering waits until our candidates are complete, or settled: a
+// server gave us one (server-reflexive or relayed) and none came for
+// gatherQuiet, which is how a STUN or TURN server that never answers (UDP
+// blocked) looks; or gatherTimeout passed. It returns the candidates it took
+// from localCand meanwhile.
+func (n *negotiation) awaitGathering(ctx context.Context) ([]webrtc.ICECandidateInit, error) {
+	timer := time.NewTimer(gatherTimeout)
+	defer timer.Stop()
+	var quiet <-chan time.Time
+	var early []webrtc.ICECandidateInit
+	for {
+		select {
+		case <-n.gathered:
+			return early, nil
+		case <-timer.C:
+			n.t.log.Debug("rtc: sending a description before gathering completed")
+			return early, nil
+		case <-quiet:
+			n.t.log.Debug("rtc: sending a description with the candidates so far: a server is not answering")
+			return early, nil
+		case c := <-n.localCand:
+			early = append(early, c)
+			if k := candidateKind(c.Candidate); k&fromServers != 0 || quiet != nil {
+				quiet = time.After(gatherQuiet)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // localCandidate handles one candidate pion gathered after our description was made.

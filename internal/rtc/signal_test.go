@@ -81,11 +81,21 @@ func FuzzParseSignal(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"offer","sdp":"v=0\r\n"}`, `{"candidate":{"candidate":"candidate:x","sdpMLineIndex":0}}`,
 		`{"renegotiate":true}`, `{"type":"candidate"}`, `[`, `{"type":"answer","sdp":""}`,
+		`{"type":"offer","sdp":"a=candidate:1 1 udp 2122260223 192.0.2.7 5000 typ host\r\n","trickle":true,"p2pcdn":1}`,
+		`{"type":"answer","sdp":"a=candidate:1 1 tcp 1 x 9 typ relay raddr 0.0.0.0 rport 0\n","p2pcdn":1e9}`,
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		sig, err := ParseSignal(s)
+		// What the peer layer reads from a remote's SDP: where it comes from, and its candidate kinds.
+		_ = FirstCandidateAddress(sig.SDP)
+		if k := sdpCandidateKinds(sig.SDP); k.String() == "" {
+			t.Fatal("empty kinds text")
+		}
+		if sig.P2PCDN < 0 || sig.P2PCDN > 1<<16 {
+			t.Fatalf("extension level %d", sig.P2PCDN)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadSignal) {
 				t.Fatalf("error not wrapping ErrBadSignal: %v", err)

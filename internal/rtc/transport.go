@@ -36,6 +36,9 @@ const (
 	// servers that do not answer, e.g. UDP blocked): an offer's host candidates, or every candidate of
 	// an answer to the prototype's unmarked offer, which gets what was gathered by then.
 	gatherTimeout = 2 * time.Second
+	// gatherQuiet: once a server gave us a candidate, a description is sent when no other came for
+	// this long (the rest of the servers are probably unreachable; later ones are trickled to ours).
+	gatherQuiet = 300 * time.Millisecond
 )
 
 // Transport makes WebRTC data-channel connections. Use one per process: it owns the pion API and its
@@ -98,8 +101,10 @@ func New(cfg Config) (*Transport, error) {
 		// Also covers peer-reflexive candidates: Chromium in a loopback-only namespace sends its checks
 		// from 127.0.0.1 without announcing that address, and those must be accepted.
 		se.SetRemoteIPFilter(isLoopback4)
-		// TCP4 for ICE-TCP (Config.ICETCPListener here, active candidates toward one elsewhere).
-		networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4}
+		networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+		if cfg.ICETCPListener != nil {
+			networks = append(networks, webrtc.NetworkTypeTCP4) // passive ICE-TCP candidates
+		}
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
 	se.SetNetworkTypes(networks)

@@ -21,7 +21,11 @@ import (
 
 // Entry is one shareable file.
 type Entry struct {
-	Path   string        // as found: a named path or joined below one
+	Path string // as found: a named path or joined below one
+	// Rel is the path a manifest gives the file: relative to the named
+	// directory it was found under, slash-separated; a named file's base
+	// name.
+	Rel    string
 	Info   *content.Info // its info dictionary; FileName is the base name
 	Cached bool          // Info came from the hash cache, the file was not read
 	Stat   fs.FileInfo   // the file's metadata when it was hashed (or looked up)
@@ -40,6 +44,7 @@ type Options struct {
 // candidate is a file found by the walk, not hashed yet.
 type candidate struct {
 	path  string
+	rel   string
 	fi    fs.FileInfo
 	named bool // the user named this file itself
 }
@@ -51,59 +56,74 @@ type candidate struct {
 // hashed at all; files skipped inside directories (empty, special,
 // unreadable, partial downloads, symlinked directories) go to opt.Warn.
 func Files(ctx context.Context, paths []string, opt Options) ([]Entry, error) {
-	cands, errs := find(ctx, paths, opt.Warn)
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+	var entries []Entry
+	err := Walk(ctx, paths, opt, func(e Entry) error {
+		entries = append(entries, e)
+		return nil
+	})
+	return entries, err
+}
+
+// Walk is Files without the list: it hands each file to fn as soon as it is
+// hashed, so a caller can print and serve a file while the next is hashed,
+// and memory does not grow with the tree. An error from fn stops the walk
+// and is returned.
+func Walk(ctx context.Context, paths []string, opt Options, fn func(Entry) error) error {
 	hash := opt.hashFile
 	if hash == nil {
 		hash = content.HashFileStat
 	}
-	var entries []Entry
-	for _, c := range cands {
-		if err := ctx.Err(); err != nil {
-			return entries, err
-		}
+	var fnErr error
+	var errs []error
+	fail := func(err error) { errs = append(errs, err) }
+	find(ctx, paths, opt.Warn, fail, func(c candidate) bool {
 		if opt.Cache != nil {
 			if info, ok := opt.Cache.Lookup(c.path, c.fi); ok {
-				entries = append(entries, Entry{Path: c.path, Info: info, Cached: true, Stat: c.fi})
-				continue
+				fnErr = fn(Entry{Path: c.path, Rel: c.rel, Info: info, Cached: true, Stat: c.fi})
+				return fnErr == nil
 			}
 		}
 		info, fi, err := hash(ctx, c.path, opt.Progress)
 		if err != nil {
 			if ctx.Err() != nil {
-				return entries, ctx.Err()
+				return false
 			}
 			if c.named {
-				errs = append(errs, err)
+				fail(err)
 			} else {
 				warn(opt.Warn, c.path, err)
 			}
-			continue
+			return true
 		}
 		if opt.Cache != nil {
 			opt.Cache.Put(c.path, fi, info)
 		}
-		entries = append(entries, Entry{Path: c.path, Info: info, Stat: fi})
+		fnErr = fn(Entry{Path: c.path, Rel: c.rel, Info: info, Stat: fi})
+		return fnErr == nil
+	})
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return entries, errors.Join(errs...)
+	if fnErr != nil {
+		return fnErr
+	}
+	return errors.Join(errs...)
 }
 
 // TotalSize returns how many bytes Files would read for paths: the sizes of
 // the shareable files that the cache (if any) does not already know. Use it
 // to decide on and size a progress bar.
 func TotalSize(ctx context.Context, paths []string, cache *store.HashCache) int64 {
-	cands, _ := find(ctx, paths, nil)
 	var n int64
-	for _, c := range cands {
+	find(ctx, paths, nil, func(error) {}, func(c candidate) bool {
 		if cache != nil {
 			if _, ok := cache.Lookup(c.path, c.fi); ok {
-				continue
+				return true
 			}
 		}
 		n += c.fi.Size()
-	}
+		return true
+	})
 	return n
 }
 
@@ -113,49 +133,60 @@ func warn(w func(string, error), path string, err error) {
 	}
 }
 
-// find lists the candidate files under paths, with errors for named paths
-// that are not shareable.
-func find(ctx context.Context, paths []string, w func(string, error)) ([]candidate, []error) {
-	var cands []candidate
-	var errs []error
-	seen := make(map[string]bool)
-	add := func(c candidate) {
-		abs, err := filepath.Abs(c.path)
-		if err != nil {
-			abs = c.path
-		}
-		if !seen[abs] {
+// find hands visit the candidate files under paths, each once, until visit
+// returns false; named paths that are not shareable go to fail.
+func find(ctx context.Context, paths []string, w func(string, error), fail func(error), visit func(candidate) bool) {
+	// One walk meets each file once: only several named paths can name
+	// one file twice, and only then is a set of every path worth its
+	// memory (100,000 files are ~10 MB of paths).
+	var seen map[string]bool
+	if len(paths) > 1 {
+		seen = make(map[string]bool)
+	}
+	stopped := false
+	add := func(c candidate) bool {
+		if seen != nil {
+			abs, err := filepath.Abs(c.path)
+			if err != nil {
+				abs = c.path
+			}
+			if seen[abs] {
+				return true
+			}
 			seen[abs] = true
-			cands = append(cands, c)
 		}
+		if !visit(c) {
+			stopped = true
+		}
+		return !stopped
 	}
 	for _, p := range paths {
-		if ctx.Err() != nil {
-			break
+		if ctx.Err() != nil || stopped {
+			return
 		}
 		fi, err := os.Stat(p)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p, unwrapPathError(err)))
+			fail(fmt.Errorf("%s: %w", p, unwrapPathError(err)))
 			continue
 		}
 		if fi.IsDir() {
-			before := len(cands)
-			walkDir(ctx, p, w, add)
-			if len(cands) == before {
+			n := 0
+			walkDir(ctx, p, w, func(c candidate) bool { n++; return add(c) })
+			if n == 0 && ctx.Err() == nil {
 				warn(w, p, errors.New("no shareable files in this directory"))
 			}
 			continue
 		}
 		if err := shareable(fi); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			fail(fmt.Errorf("%s: %w", p, err))
 			continue
 		}
-		add(candidate{path: p, fi: fi, named: true})
+		add(candidate{path: p, rel: filepath.Base(p), fi: fi, named: true})
 	}
-	return cands, errs
 }
 
-func walkDir(ctx context.Context, root string, w func(string, error), add func(candidate)) {
+func walkDir(ctx context.Context, root string, w func(string, error), add func(candidate) bool) {
+	errStop := errors.New("stop")
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -185,7 +216,13 @@ func walkDir(ctx context.Context, root string, w func(string, error), add func(c
 			warn(w, path, err)
 			return nil
 		}
-		add(candidate{path: path, fi: fi})
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			rel = filepath.Base(path)
+		}
+		if !add(candidate{path: path, rel: filepath.ToSlash(rel), fi: fi}) {
+			return errStop
+		}
 		return nil
 	})
 }

@@ -68,6 +68,9 @@ func TestFilesWalk(t *testing.T) {
 	var got []string
 	for _, e := range entries {
 		rel, _ := filepath.Rel(root, e.Path)
+		if e.Rel != filepath.ToSlash(rel) {
+			t.Errorf("%s: Rel %q, want %q", e.Path, e.Rel, filepath.ToSlash(rel))
+		}
 		got = append(got, rel+"="+e.Info.FileName)
 		if err := e.Info.Validate(); err != nil {
 			t.Error(err)
@@ -176,5 +179,38 @@ func TestFilesCancel(t *testing.T) {
 	cancel()
 	if _, err := Files(ctx, []string{root}, Options{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)
+	}
+}
+
+// TestWalkStreams: Walk hands each file over as soon as it is hashed (the
+// next is hashed only after fn returned), a named file's Rel is its base
+// name, and an error from fn stops the walk.
+func TestWalkStreams(t *testing.T) {
+	root := tree(t)
+	var events []string
+	opt := Options{hashFile: func(ctx context.Context, path string, p func(int64)) (*content.Info, fs.FileInfo, error) {
+		events = append(events, "hash "+filepath.Base(path))
+		return content.HashFileStat(ctx, path, p)
+	}}
+	named := filepath.Join(root, "sub", "c.bin")
+	err := Walk(context.Background(), []string{named, filepath.Join(root, "sub")}, opt, func(e Entry) error {
+		events = append(events, "got "+e.Rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"hash c.bin", "got c.bin"}; !slices.Equal(events, want) {
+		t.Fatalf("events %v, want %v (the directory's c.bin is the named one, seen once)", events, want)
+	}
+
+	events = nil
+	stop := errors.New("enough")
+	err = Walk(context.Background(), []string{root}, opt, func(e Entry) error {
+		events = append(events, "got "+e.Rel)
+		return stop
+	})
+	if !errors.Is(err, stop) || !slices.Equal(events, []string{"hash a.txt", "got a.txt"}) {
+		t.Fatalf("Walk = %v after %v; want it to stop after the first file", err, events)
 	}
 }

@@ -1,6 +1,12 @@
 // Package seed implements `p2pcdn seed`: it hashes the files under some
-// paths (with the hash cache), announces each to a mediator and serves its
-// pieces to every peer that asks, until its context ends.
+// paths (with the hash cache), announces each to a mediator as soon as it is
+// hashed, and serves its pieces to every peer that asks, until its context
+// ends. With Watch it follows changes to the seeded directories.
+//
+// A seeded file costs a table entry (hash → path and info dictionary) until
+// a peer asks for it: no goroutine, no torrent, no open file. The first
+// signal for its hash opens the file and a torrent for it; after a quiet
+// period with no peer the torrent and the file are closed again.
 package seed
 
 import (
@@ -13,14 +19,11 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
 	"github.com/p2pcdn/p2pcdn/internal/peering"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/scan"
 	"github.com/p2pcdn/p2pcdn/internal/store"
-	"github.com/p2pcdn/p2pcdn/internal/swarm"
-	"github.com/p2pcdn/p2pcdn/internal/wire"
 )
 
 // Config configures Run.
@@ -35,160 +38,326 @@ type Config struct {
 	Cache     *store.HashCache // nil: hash every file
 	PeerID    string           // random when empty
 	Logger    *slog.Logger
-	Progress  func(n int64)                // bytes hashed
-	Warn      func(path string, err error) // files skipped
-	// Ready is called once every file is announced, with the files served.
-	Ready func(files []scan.Entry)
+	Progress  func(n int64) // bytes hashed
+	// Warn receives what is skipped: files inside directories, named paths
+	// that cannot be seeded (path "" then: the error names it), duplicates.
+	Warn func(path string, err error)
+	// File is called for each file as soon as it is hashed, in scan order,
+	// before it is announced (announcing runs alongside hashing).
+	File func(e scan.Entry)
+	// Same is called instead of File for a file whose content is seeded
+	// from another path already (first): seeded once, but part of the tree.
+	Same func(e scan.Entry, first string)
+	// Ready is called once every file found at the start is announced to
+	// the mediator: seeding has started. n is the number of files served.
+	Ready func(n int)
+	// Watch follows the seeded directories (and named files) after the
+	// first scan: files added or changed are hashed and announced, files
+	// removed are finished. Changed reports each such change.
+	Watch   bool
+	Changed func(Change)
+	// Debounce is how long a changed path must stay quiet before it is
+	// hashed again (Watch). Default 500 ms.
+	Debounce time.Duration
+	// MaxWatches bounds the directories watched. Default 100,000.
+	MaxWatches int
+	// IdleTimeout is how long a file's torrent stays open with no peer.
+	// Default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxOpen bounds the files served at once; a request for another file
+	// closes the longest idle one, or is refused when none is idle.
+	// Default DefaultMaxOpen.
+	MaxOpen int
 	// Notice, if set, gets a line for the user about each failed attempt
 	// to connect a peer, at most one per ReportEvery (the others counted in
 	// the next line).
 	Notice func(msg string)
 }
 
-// finishTimeout bounds the goodbye to the mediator once seeding ends.
-const finishTimeout = 2 * time.Second
+// Defaults for Config's zero fields.
+const (
+	DefaultIdleTimeout = time.Minute
+	DefaultMaxOpen     = 1024
+)
+
+// The pace of the seeder's mediator events: many downloaders at once each
+// take an answer and trickled candidates, which the client's default pace
+// (50/s, burst 50) would queue. This stays below our mediator's
+// per-connection limits (100 events/s, burst 1,000).
+const (
+	eventRate  = 90
+	eventBurst = 500
+)
+
+// finishTimeout bounds the goodbye to the mediator once seeding ends: the
+// mediator forgets a peer's files when its connection closes anyway, so a
+// slow goodbye (100,000 hashes) is cut short rather than waited for.
+const finishTimeout = time.Second
 
 // ErrNothingToSeed is returned when the paths hold no shareable file.
 var ErrNothingToSeed = errors.New("nothing to seed: no shareable files found")
 
 // Run seeds until ctx ends, then tells the mediator it stopped and returns
-// nil. It fails early if a named path cannot be hashed. A mediator that
-// cannot be reached yet is tried again with backoff until ctx ends.
+// nil. A named path that cannot be seeded is a warning; Run fails only when
+// nothing can be seeded (ErrNothingToSeed, wrapping the reasons) unless
+// Watch waits for files to come. A mediator that cannot be reached yet is
+// tried again with backoff until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	entries, err := scan.Files(ctx, cfg.Paths, scan.Options{Cache: cfg.Cache, Progress: cfg.Progress, Warn: cfg.Warn})
-	if err != nil {
-		return err
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxOpen <= 0 {
+		cfg.MaxOpen = DefaultMaxOpen
+	}
+	s := &seeder{cfg: cfg, log: log, tab: newTable(cfg.Watch), report: &failureReport{notice: cfg.Notice}}
+	s.announceWake = make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	// Teardown in order: stop the goroutines, then what they use.
+	var bg sync.WaitGroup
+	var cleanup []func()
+	defer func() {
+		cancel()
+		bg.Wait()
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}()
+
+	// The mediator is dialed once the first file is hashed (nothing to
+	// seed never dials) and announcing runs alongside the hashing.
+	dialed := make(chan struct{})
+	var dialOnce sync.Once
+	startDial := func() {
+		dialOnce.Do(func() {
+			bg.Go(func() {
+				defer close(dialed)
+				s.client, s.dialErr = mediatorclient.Dial(ctx, cfg.Mediator,
+					mediatorclient.Options{PeerID: cfg.PeerID, Logger: log, Retry: true,
+						EventRate: eventRate, EventBurst: eventBurst})
+			})
+		})
+	}
+	announced := make(chan struct{})
+	bg.Go(func() {
+		select {
+		case <-dialed:
+		case <-ctx.Done():
+			return
+		}
+		if s.dialErr == nil {
+			s.announcer(ctx, announced)
+		}
+	})
+
+	walkErr := scan.Walk(ctx, cfg.Paths, scan.Options{Cache: cfg.Cache, Progress: cfg.Progress, Warn: cfg.Warn},
+		func(e scan.Entry) error {
+			if s.add(e) {
+				startDial()
+			}
+			return nil
+		})
+	if ctx.Err() != nil {
+		return s.stop(ctx, dialed, startDial)
 	}
 	if cfg.Cache != nil {
 		if err := cfg.Cache.Save(); err != nil {
 			log.Warn("could not save the hash cache", "err", err)
 		}
+		if !cfg.Watch {
+			// Only --watch hashes again: let the cache's copy of every
+			// path and stamp go.
+			cfg.Cache, s.cfg.Cache = nil, nil
+		}
 	}
-	entries = uniqueByHash(entries, cfg.Warn)
-	if len(entries) == 0 {
+	for _, err := range unjoin(walkErr) {
+		s.warn("", err)
+	}
+	if s.tab.len() == 0 && !cfg.Watch {
+		if walkErr != nil {
+			return fmt.Errorf("%w: %w", ErrNothingToSeed, walkErr)
+		}
 		return ErrNothingToSeed
 	}
+	startDial()
+	s.hashingDone()
 
-	// A server may boot seed and its mediator together: wait for it.
-	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log, Retry: true})
-	if err != nil {
-		return err // it names the mediator
+	select {
+	case <-dialed:
+	case <-ctx.Done():
+		return s.stop(ctx, dialed, startDial)
 	}
-	defer client.Close()
+	if s.dialErr != nil {
+		return s.dialErr // it names the mediator
+	}
+	client := s.client
+	cleanup = append(cleanup, func() { client.Close() })
 	tr := cfg.Transport
 	if tr == nil {
+		var err error
 		if tr, err = rtc.New(withMediatorICE(cfg.RTC, client)); err != nil {
 			return err
 		}
-		defer tr.Close()
+		cleanup = append(cleanup, func() { tr.Close() })
 	}
-
+	s.tr = tr
 	// One Host for every file: a peer of ours fetching several gets them
-	// over one connection.
-	host := peering.NewHost(ctx, peering.HostConfig{Client: client, Transport: tr, Logger: log})
-	defer host.Close()
-	var served []*file
-	defer func() {
-		for _, f := range served {
-			f.close()
-		}
-	}()
-	report := &failureReport{notice: cfg.Notice}
-	hashes := make([]string, 0, len(entries))
-	for _, e := range entries {
-		f, err := open(e, client, host, log, report)
+	// over one connection, a channel each, opened as they are asked for.
+	s.host = peering.NewHost(ctx, peering.HostConfig{Client: client, Transport: tr, Logger: log})
+	s.host.OnRequest(s.onRequest)
+	cleanup = append(cleanup, s.host.Close, s.closeAll)
+	bg.Go(func() { s.serve(ctx) })
+	if cfg.Watch {
+		w, err := s.newWatcher()
 		if err != nil {
 			return err
 		}
-		served = append(served, f)
-		hashes = append(hashes, f.hash)
+		cleanup = append(cleanup, w.close)
+		bg.Go(func() { w.run(ctx) })
 	}
-	// In batch events where the mediator takes them.
-	if err := client.AnnounceMany(ctx, hashes); err != nil && !errors.Is(err, mediatorclient.ErrNotConnected) {
-		return fmt.Errorf("announce: %w", err)
-	}
-	if cfg.Ready != nil {
-		cfg.Ready(entries)
+
+	select {
+	case <-announced:
+		if cfg.Ready != nil {
+			cfg.Ready(s.tab.len())
+		}
+	case <-ctx.Done():
 	}
 	<-ctx.Done()
 
 	// Say goodbye on a fresh context: ctx is already over.
-	bye, cancel := context.WithTimeout(context.Background(), finishTimeout)
-	defer cancel()
-	if err := client.FinishMany(bye, hashes); err != nil {
+	bye, byeCancel := context.WithTimeout(context.Background(), finishTimeout)
+	defer byeCancel()
+	if err := client.FinishMany(bye, s.tab.hashes()); err != nil {
 		log.Debug("finish", "err", err)
 	}
 	return nil
 }
 
-// file is one seeded file: its store, torrent and mediator link.
-type file struct {
-	hash    string
-	store   *store.SeedFile
-	torrent *swarm.Torrent
-	link    *peering.Link
+// stop ends a Run interrupted before seeding started.
+func (s *seeder) stop(ctx context.Context, dialed chan struct{}, startDial func()) error {
+	startDial() // so dialed closes
+	<-dialed
+	if s.client != nil {
+		s.client.Close()
+	}
+	if s.dialErr != nil && ctx.Err() != nil {
+		return s.dialErr // names the mediator it waited for
+	}
+	return nil
 }
 
-func open(e scan.Entry, client *mediatorclient.Client, host *peering.Host, log *slog.Logger,
-	report *failureReport) (*file, error) {
-	sf, err := store.OpenSeedSince(e.Path, e.Info, e.Stat.ModTime())
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", e.Path, err)
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
 	}
-	ih, err := wire.DecodeID(e.Info.FullHash)
-	if err != nil {
-		sf.Close()
-		return nil, err
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
 	}
-	pid, err := wire.DecodeID(client.PeerID())
-	if err != nil {
-		sf.Close()
-		return nil, err
-	}
-	t, err := swarm.New(swarm.Config{
-		InfoHash: ih,
-		PeerID:   pid,
-		Info:     e.Info,
-		Open:     func(*content.Info) (swarm.PieceReader, error) { return sf, nil },
-		Logger:   log.With("file", e.Info.FileName),
-	})
-	if err != nil {
-		sf.Close()
-		return nil, fmt.Errorf("serve %s: %w", e.Path, err)
-	}
-	name := content.SafeName(e.Info.FileName)
-	link := host.Join(peering.LinkConfig{
-		Hash: e.Info.FullHash, Torrent: t,
-		OnFailure: func(f peering.Failure) { report.failed(name, f) },
-	})
-	return &file{hash: e.Info.FullHash, store: sf, torrent: t, link: link}, nil
+	return []error{err}
 }
 
-func (f *file) close() {
-	f.link.Close()
-	f.torrent.Close()
-	f.store.Close()
+// seeder is the state of one Run.
+type seeder struct {
+	cfg     Config
+	log     *slog.Logger
+	tab     *table
+	client  *mediatorclient.Client // set before dialed closes
+	dialErr error
+	tr      *rtc.Transport
+	host    *peering.Host
+	report  *failureReport
+
+	// Hashes wait in pending until the announcer sends them; hashing never
+	// waits for the mediator.
+	mu           sync.Mutex
+	pending      []string
+	hashed       bool // the first scan is over: announce what is left, then report
+	announceWake chan struct{}
+
+	live liveSet
 }
 
-// uniqueByHash keeps the first of several files with the same content.
-func uniqueByHash(entries []scan.Entry, warn func(string, error)) []scan.Entry {
-	seen := make(map[string]string, len(entries))
-	out := entries[:0]
-	for _, e := range entries {
-		if first, dup := seen[e.Info.FullHash]; dup {
-			if warn != nil {
-				warn(e.Path, fmt.Errorf("same content as %s, seeded once", first))
+func (s *seeder) warn(path string, err error) {
+	if s.cfg.Warn != nil {
+		s.cfg.Warn(path, err)
+	}
+}
+
+// add puts a hashed file in the table and queues its announcement; it
+// reports false for a duplicate (warned) or a file already seeded.
+func (s *seeder) add(e scan.Entry) bool {
+	if first, dup := s.tab.put(e.Path, e.Info, e.Stat.ModTime()); dup {
+		if first != e.Path {
+			s.warn(e.Path, fmt.Errorf("same content as %s, seeded once", first))
+			if s.cfg.Same != nil {
+				s.cfg.Same(e, first)
 			}
-			continue
 		}
-		seen[e.Info.FullHash] = e.Path
-		out = append(out, e)
+		return false
 	}
-	return out
+	if s.cfg.File != nil {
+		s.cfg.File(e)
+	}
+	s.queue(e.Info.FullHash)
+	return true
+}
+
+func (s *seeder) queue(hash string) {
+	s.mu.Lock()
+	s.pending = append(s.pending, hash)
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *seeder) wake() {
+	select {
+	case s.announceWake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *seeder) hashingDone() {
+	s.mu.Lock()
+	s.hashed = true
+	s.mu.Unlock()
+	s.wake()
+}
+
+// announcer sends what is pending in batches as it comes, and closes
+// announced once the first scan's files are all sent.
+func (s *seeder) announcer(ctx context.Context, announced chan<- struct{}) {
+	reported := false
+	for {
+		s.mu.Lock()
+		batch := s.pending
+		s.pending = nil
+		hashed := s.hashed
+		s.mu.Unlock()
+		for len(batch) > 0 {
+			n := min(len(batch), mediatorclient.MaxBatch)
+			if err := s.client.AnnounceMany(ctx, batch[:n]); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("announce", "err", err)
+			}
+			batch = batch[n:]
+		}
+		if hashed && !reported {
+			reported = true
+			close(announced)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.announceWake:
+		}
+	}
 }
 
 // withMediatorICE adds the STUN/TURN servers the mediator hands out, fresh

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
 	"github.com/p2pcdn/p2pcdn/internal/scan"
@@ -82,36 +81,6 @@ func peersOf(t *testing.T, c *mediatorclient.Client, sub *mediatorclient.Subscri
 	}
 }
 
-func TestUniqueByHash(t *testing.T) {
-	e := func(path, hash string) scan.Entry {
-		return scan.Entry{Path: path, Info: &content.Info{FullHash: hash}}
-	}
-	in := []scan.Entry{e("a", "h1"), e("b", "h2"), e("c", "h1"), e("d", "h3"), e("e", "h2"), e("f", "h1")}
-	var warned []string
-	out := uniqueByHash(in, func(path string, err error) {
-		warned = append(warned, path+": "+err.Error())
-	})
-	var paths []string
-	for _, x := range out {
-		paths = append(paths, x.Path)
-	}
-	if !slices.Equal(paths, []string{"a", "b", "d"}) {
-		t.Fatalf("kept %v, want [a b d]", paths)
-	}
-	want := []string{"c: same content as a", "e: same content as b", "f: same content as a"}
-	if len(warned) != len(want) {
-		t.Fatalf("warnings %q, want %d", warned, len(want))
-	}
-	for i := range want {
-		if !strings.HasPrefix(warned[i], want[i]) {
-			t.Errorf("warning %q, want it to start with %q", warned[i], want[i])
-		}
-	}
-	if got := uniqueByHash(nil, nil); len(got) != 0 {
-		t.Fatalf("uniqueByHash(nil) = %v", got)
-	}
-}
-
 func TestNothingToSeed(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "empty1"), nil)
@@ -121,7 +90,7 @@ func TestNothingToSeed(t *testing.T) {
 	err := Run(context.Background(), Config{
 		Paths: []string{dir}, Mediator: "127.0.0.1:1", Logger: quiet(),
 		Warn:  func(path string, err error) { warned = append(warned, path+": "+err.Error()) },
-		Ready: func([]scan.Entry) { t.Error("Ready called with nothing to seed") },
+		Ready: func(int) { t.Error("Ready called with nothing to seed") },
 	})
 	if !errors.Is(err, ErrNothingToSeed) {
 		t.Fatalf("Run: %v; want ErrNothingToSeed", err)
@@ -135,12 +104,41 @@ func TestNothingToSeed(t *testing.T) {
 	}
 }
 
-func TestMissingPathFails(t *testing.T) {
-	err := Run(context.Background(), Config{
-		Paths: []string{filepath.Join(t.TempDir(), "nope")}, Mediator: "127.0.0.1:1", Logger: quiet(),
+// TestBadPathWarns: a named path that cannot be seeded is a warning while
+// another can be; alone it is ErrNothingToSeed, saying why.
+func TestBadPathWarns(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope")
+	err := Run(context.Background(), Config{Paths: []string{missing}, Mediator: "127.0.0.1:1", Logger: quiet()})
+	if !errors.Is(err, ErrNothingToSeed) || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("Run: %v; want ErrNothingToSeed naming %s", err, missing)
+	}
+
+	addr := testpeer.StartMediator(t).Addr
+	good := filepath.Join(t.TempDir(), "good.bin")
+	write(t, good, []byte("good content"))
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	var warned []string
+	var seeded []string
+	err = Run(ctx, Config{
+		Paths: []string{missing, good}, Mediator: addr, Transport: testpeer.Transport(t), Logger: quiet(),
+		Warn: func(path string, err error) { warned = append(warned, err.Error()) },
+		File: func(e scan.Entry) { seeded = append(seeded, e.Path) },
+		Ready: func(n int) {
+			if n != 1 {
+				t.Errorf("Ready(%d), want 1", n)
+			}
+			cancel()
+		},
 	})
-	if err == nil || errors.Is(err, ErrNothingToSeed) || !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("Run: %v; want a not-exist error", err)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !slices.Equal(seeded, []string{good}) {
+		t.Fatalf("seeded %v, want [%s]", seeded, good)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], missing) || !strings.Contains(warned[0], "no such file") {
+		t.Fatalf("warnings %q, want one about %s", warned, missing)
 	}
 }
 
@@ -177,9 +175,11 @@ func TestMediatorNotUpYet(t *testing.T) {
 	defer stop()
 	ready := make(chan []scan.Entry, 1)
 	done := make(chan error, 1)
+	var files []scan.Entry
 	go func() {
 		done <- Run(ctx, Config{Paths: []string{path}, Mediator: addr, Transport: testpeer.Transport(t), Logger: logger,
-			Ready: func(e []scan.Entry) { ready <- e }})
+			File:  func(e scan.Entry) { files = append(files, e) },
+			Ready: func(int) { ready <- files }})
 	}()
 	deadline := time.Now().Add(waitTimeout)
 	for {
@@ -244,15 +244,17 @@ func TestSeedAnnounceReadyFinish(t *testing.T) {
 	)
 	ready := make(chan []scan.Entry, 1)
 	done := make(chan error, 1)
+	var seeded []scan.Entry
 	go func() {
 		done <- Run(ctx, Config{
 			Paths: []string{dir}, Mediator: addr, Transport: testpeer.Transport(t), PeerID: seederID, Logger: quiet(),
+			File: func(e scan.Entry) { seeded = append(seeded, e) },
 			Warn: func(path string, err error) {
 				mu.Lock()
 				warned = append(warned, filepath.Base(path))
 				mu.Unlock()
 			},
-			Ready: func(files []scan.Entry) { ready <- files },
+			Ready: func(int) { ready <- seeded },
 		})
 	}()
 	var files []scan.Entry
@@ -360,7 +362,8 @@ func TestCacheSavedAndUsed(t *testing.T) {
 		err = Run(ctx, Config{
 			Paths: []string{dir}, Mediator: addr, Transport: tr, Cache: cache, Logger: quiet(),
 			Progress: func(n int64) { hashed += n },
-			Ready:    func(files []scan.Entry) { got = files; cancel() },
+			File:     func(e scan.Entry) { got = append(got, e) },
+			Ready:    func(int) { cancel() },
 		})
 		if err != nil {
 			t.Fatal(err)

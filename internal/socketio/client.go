@@ -78,10 +78,11 @@ func Dial(ctx context.Context, rawURL string, opt *DialOptions) (*Conn, error) {
 	}
 	ws, resp, err := d.DialContext(ctx, u, o.Header)
 	if err != nil {
+		// The caller names the server; say only what went wrong.
 		if resp != nil {
-			return nil, fmt.Errorf("socketio: connect to %s: server answered %s: %w", u, resp.Status, err)
+			return nil, fmt.Errorf("the server answered HTTP %s instead of a Socket.IO WebSocket: %w", resp.Status, err)
 		}
-		return nil, fmt.Errorf("socketio: connect to %s: %w", u, err)
+		return nil, dialCause(err, o.HandshakeTimeout.String())
 	}
 	tl.Mark("mediator: WebSocket open")
 	ws.SetReadLimit(int64(o.MaxPayload))
@@ -91,7 +92,7 @@ func Dial(ctx context.Context, rawURL string, opt *DialOptions) (*Conn, error) {
 	if !stop() || err != nil {
 		_ = ws.Close()
 		if err == nil || ctx.Err() != nil {
-			err = fmt.Errorf("socketio: handshake with %s: %w", u, context.Cause(ctx))
+			err = fmt.Errorf("no Socket.IO handshake within %s: %w", o.HandshakeTimeout, context.Cause(ctx))
 		}
 		return nil, err
 	}
@@ -217,7 +218,11 @@ func engineURL(raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("socketio: bad mediator address %q: %w", raw, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // it would quote raw again
+		}
+		return "", fmt.Errorf("bad mediator address %q: %w", raw, err)
 	}
 	switch u.Scheme {
 	case "ws", "wss":
@@ -226,10 +231,10 @@ func engineURL(raw string) (string, error) {
 	case "https":
 		u.Scheme = "wss"
 	default:
-		return "", fmt.Errorf("socketio: bad mediator address %q: scheme must be ws, wss, http or https", raw)
+		return "", fmt.Errorf("bad mediator address %q: the scheme must be ws, wss, http or https", raw)
 	}
 	if u.Host == "" {
-		return "", errors.New("socketio: bad mediator address " + fmt.Sprintf("%q", raw) + ": no host")
+		return "", fmt.Errorf("bad mediator address %q: no host", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/socket.io/"

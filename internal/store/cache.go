@@ -1,15 +1,17 @@
 package store
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,10 +41,13 @@ type HashCache struct {
 }
 
 type cacheEntry struct {
-	Path  string          `json:"path"`
-	Stamp fileStamp       `json:"stamp"`
-	Used  int64           `json:"used"` // unix seconds of the last Lookup hit or Put
-	Info  json.RawMessage `json:"info"` // prototype JSON, re-validated on load
+	Path  string    `json:"path"`
+	Stamp fileStamp `json:"stamp"`
+	Used  int64     `json:"used"` // unix seconds of the last Lookup hit or Put
+	// Info is the prototype JSON, in the file only: re-validated on load
+	// into info and dropped, made again from info on save, so memory holds
+	// one form (100,000 files would otherwise keep ~35 MB of JSON).
+	Info json.RawMessage `json:"info"`
 
 	info *content.Info
 }
@@ -80,44 +85,65 @@ func OpenHashCache(path string) (*HashCache, error) {
 		return nil, errors.New("hash cache: empty path")
 	}
 	c := &HashCache{path: path, entries: make(map[string]*cacheEntry)}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			slog.Warn("hash cache unreadable, starting empty", "path", path, "err", err)
 		}
 		return c, nil
 	}
-	entries, err := decodeCache(data)
+	defer f.Close()
+	entries, err := decodeCache(f)
 	if err != nil {
 		slog.Warn("hash cache corrupt, starting empty", "path", path, "err", err)
 		return c, nil
 	}
-	for _, e := range entries {
-		c.entries[e.Path] = e
-	}
+	c.entries = entries
 	return c, nil
 }
 
-func decodeCache(data []byte) ([]*cacheEntry, error) {
-	head, body, ok := bytes.Cut(data, []byte("\n"))
-	if !ok || !bytes.HasPrefix(head, []byte(cacheHeader)) {
+// decodeCache reads a cache file entry by entry, checking each, and the
+// checksum at the end: a big cache (100,000 files are ~40 MB) is never held
+// whole, only the entries it yields.
+func decodeCache(r io.Reader) (map[string]*cacheEntry, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(head, cacheHeader) {
 		return nil, errors.New("not a p2pcdn hash cache")
 	}
-	sum, err := strconv.ParseUint(string(head[len(cacheHeader):]), 16, 64)
-	if err != nil || sum != xxhash.Sum64(body) {
-		return nil, errors.New("checksum mismatch")
+	want, err := strconv.ParseUint(strings.TrimSuffix(head[len(cacheHeader):], "\n"), 16, 64)
+	if err != nil {
+		return nil, errors.New("not a p2pcdn hash cache")
 	}
-	var entries []*cacheEntry
-	if err := json.Unmarshal(body, &entries); err != nil {
-		return nil, err
+	// Everything the decoder reads goes through the checksum.
+	sum := xxhash.New()
+	dec := json.NewDecoder(io.TeeReader(br, sum))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, errors.New("not a JSON array")
 	}
-	for _, e := range entries {
-		if e == nil || !filepath.IsAbs(e.Path) {
+	entries := make(map[string]*cacheEntry)
+	for dec.More() {
+		e := new(cacheEntry)
+		if err := dec.Decode(e); err != nil {
+			return nil, err
+		}
+		if !filepath.IsAbs(e.Path) {
 			return nil, errors.New("bad entry")
 		}
 		if e.info, err = content.ParseInfo(e.Info); err != nil {
 			return nil, err
 		}
+		e.Info = nil
+		entries[e.Path] = e
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
+		return nil, errors.New("truncated")
+	}
+	if _, err := io.Copy(sum, br); err != nil { // the rest of the body, unread yet
+		return nil, err
+	}
+	if sum.Sum64() != want {
+		return nil, errors.New("checksum mismatch")
 	}
 	return entries, nil
 }
@@ -143,17 +169,44 @@ func (c *HashCache) Lookup(path string, fi fs.FileInfo) (*content.Info, bool) {
 }
 
 // Put records the info dictionary of the file at path, hashed while its
-// metadata was fi.
+// metadata was fi. The cache keeps info itself, not a copy (a seeder of
+// 100,000 files would hold each dictionary twice): the caller must not
+// change it afterwards.
 func (c *HashCache) Put(path string, fi fs.FileInfo, info *content.Info) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return
 	}
-	raw, _ := info.MarshalJSON()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries[abs] = &cacheEntry{Path: abs, Stamp: stampOf(fi), Used: time.Now().Unix(), Info: raw, info: info.Clone()}
+	c.entries[abs] = &cacheEntry{Path: abs, Stamp: stampOf(fi), Used: time.Now().Unix(), info: info}
 	c.gen++
+}
+
+// writeCacheBody writes entries as a JSON array, one entry at a time.
+func writeCacheBody(w io.Writer, entries []cacheEntry) error {
+	if _, err := io.WriteString(w, "["); err != nil {
+		return err
+	}
+	for i, e := range entries {
+		raw, err := e.info.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		e.Info = raw
+		b, err := json.Marshal(&e)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			b = append([]byte{','}, b...)
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, "]")
+	return err
 }
 
 // Save writes the cache file atomically (temporary file, then rename),
@@ -166,17 +219,14 @@ func (c *HashCache) Save() error {
 	}
 	gen := c.gen
 	cutoff := time.Now().Add(-cacheKeepUnused).Unix()
-	entries := make([]*cacheEntry, 0, len(c.entries))
+	// A snapshot of values: Lookup may touch Used while we write.
+	entries := make([]cacheEntry, 0, len(c.entries))
 	for _, e := range c.entries {
 		if e.Used >= cutoff {
-			entries = append(entries, e)
+			entries = append(entries, *e)
 		}
 	}
-	body, err := json.Marshal(entries)
 	c.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("save hash cache: %w", err)
-	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return fmt.Errorf("save hash cache: %w", err)
 	}
@@ -185,9 +235,20 @@ func (c *HashCache) Save() error {
 		return fmt.Errorf("save hash cache: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
-	_, err = fmt.Fprintf(tmp, "%s%x\n", cacheHeader, xxhash.Sum64(body))
+	// The body is written entry by entry, twice: once into the checksum
+	// that heads the file, then into the file, so no copy of the whole
+	// body (tens of MB for a big tree) is ever held.
+	sum := xxhash.New()
+	err = writeCacheBody(sum, entries)
+	w := bufio.NewWriterSize(tmp, 64<<10)
 	if err == nil {
-		_, err = tmp.Write(body)
+		_, err = fmt.Fprintf(w, "%s%x\n", cacheHeader, sum.Sum64())
+	}
+	if err == nil {
+		err = writeCacheBody(w, entries)
+	}
+	if err == nil {
+		err = w.Flush()
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -129,6 +130,6 @@ func FuzzDecodeCache(f *testing.F) {
 	f.Add([]byte(cacheHeader + "0\n[]"))
 	f.Add([]byte("garbage"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		decodeCache(data) // must not panic
+		decodeCache(bytes.NewReader(data)) // must not panic
 	})
 }

@@ -258,9 +258,10 @@ func (t *Torrent) Close() error {
 	return nil
 }
 
-// fail stops the torrent on a local error.
+// fail stops the torrent on a local error. Err hands it to the owner, who
+// reports it to the user: logging it here too would print it twice.
 func (t *Torrent) fail(err error) {
-	t.log.Error("torrent stopped", "err", err)
+	t.log.Debug("torrent stopped", "err", err)
 	t.cancel(err)
 }
 
