@@ -255,6 +255,9 @@ func (b *browser) openPage(t *testing.T) *page {
 		cancel()
 		t.Fatalf("opening %s/healthz: %v", b.origin, err)
 	}
+	if os.Getenv("P2PCDN_WAN_DEBUG") != "" {
+		p.eval(t, startTimeout, traceJS)
+	}
 	p.eval(t, startTimeout, `new Promise((resolve, reject) => {
 		const s = document.createElement('script');
 		s.src = '/p2pcdn.js';
@@ -319,6 +322,10 @@ func (p *page) timedBlob(t *testing.T, get string) (time.Duration, string) {
 // fetchHash times the page's p2pcdn fetch of hash, from the call to the blob.
 func (p *page) fetchHash(t *testing.T, hash string) (time.Duration, string) {
 	t.Helper()
+	if os.Getenv("P2PCDN_WAN_DEBUG") != "" {
+		p.eval(t, startTimeout, `(() => { if (window.trace) { window.trace = []; window.traceT0 = performance.now(); } return true; })()`)
+		defer func() { t.Logf("page trace (ms since the fetch call): %s", p.eval(t, startTimeout, `window.trace || []`)) }()
+	}
 	return p.timedBlob(t, `node.fetch(`+strconv.Quote(hash)+`, {timeout: 60000})`)
 }
 
@@ -328,4 +335,64 @@ func (p *page) fetchHTTP(t *testing.T, url string) (time.Duration, string) {
 	return p.timedBlob(t, `fetch(`+strconv.Quote(url)+`, {cache: 'no-store'}).then((r) => {
 		if (!r.ok) throw new Error('HTTP ' + r.status);
 		return r.blob(); })`)
+}
+
+// traceJS, loaded before the library when P2PCDN_WAN_DEBUG is set, records when the page's mediator
+// messages, peer connection states and data channel events happen (window.trace, ms since
+// window.traceT0), to see where a fetch's round trips go.
+const traceJS = `(() => {
+	window.trace = []; window.traceT0 = performance.now();
+	const note = (what) => { if (window.trace.length < 400) window.trace.push([Math.round(performance.now() - window.traceT0), what]); };
+	const WS = window.WebSocket;
+	window.WebSocket = class extends WS {
+		constructor(...a) { super(...a); note('ws new');
+			this.addEventListener('open', () => note('ws open'));
+			this.addEventListener('message', (e) => note('ws in ' + String(e.data).slice(0, 48))); }
+		send(d) { note('ws out ' + String(d).slice(0, 48)); return super.send(d); }
+	};
+	const PC = window.RTCPeerConnection;
+	window.RTCPeerConnection = class extends PC {
+		constructor(...a) { super(...a); note('pc new');
+			this.addEventListener('iceconnectionstatechange', () => note('ice ' + this.iceConnectionState));
+			this.addEventListener('connectionstatechange', () => note('pc ' + this.connectionState));
+			this.addEventListener('icegatheringstatechange', () => note('gathering ' + this.iceGatheringState));
+			this.addEventListener('datachannel', (e) => note('remote channel ' + e.channel.label)); }
+		createDataChannel(...a) { const dc = super.createDataChannel(...a); note('channel created');
+			dc.addEventListener('open', () => note('channel open'));
+			let got = 0, mark = 0; dc.addEventListener('message', (e) => {
+				got += e.data.byteLength || e.data.length || 0;
+				if (got >= mark) { note('received ' + got); mark = mark ? 2 * mark : 65536; } });
+			return dc; }
+		setRemoteDescription(d) { note('remote ' + (d && d.type)); return super.setRemoteDescription(d); }
+		setLocalDescription(d) { note('local ' + (d && d.type)); return super.setLocalDescription(d); }
+	};
+})()`
+
+// udpDrops is how many UDP datagrams the far host dropped so far because a socket's receive buffer was
+// full (RcvbufErrors in its /proc/net/snmp): a browser that does not read its socket fast enough.
+func (r *rig) udpDrops(t *testing.T) int {
+	t.Helper()
+	out, err := r.far.Command("cat", "/proc/net/snmp").Output()
+	if err != nil {
+		t.Fatalf("reading the far host's UDP counters: %v", err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.Atoi(f[i])
+				return v
+			}
+		}
+	}
+	t.Fatalf("no RcvbufErrors in the far host's /proc/net/snmp")
+	return 0
 }

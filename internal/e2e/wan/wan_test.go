@@ -46,7 +46,9 @@ func TestPageAcrossWAN(t *testing.T) {
 		b := r.browser(t)
 		p := b.openPage(t)
 		defer p.close()
+		drops := r.udpDrops(t)
 		took, sum := p.fetchHash(t, r.hashes["one.bin"])
+		t.Logf("UDP datagrams the far host dropped for want of socket buffer: %d", r.udpDrops(t)-drops)
 		if sum != r.sums["one.bin"] {
 			t.Fatal("the page's p2pcdn fetch gave other bytes than the seeder's")
 		}
