@@ -324,7 +324,9 @@ func (p *page) fetchHash(t *testing.T, hash string) (time.Duration, string) {
 	t.Helper()
 	if os.Getenv("P2PCDN_WAN_DEBUG") != "" {
 		p.eval(t, startTimeout, `(() => { if (window.trace) { window.trace = []; window.traceT0 = performance.now(); } return true; })()`)
-		defer func() { t.Logf("page trace (ms since the fetch call): %s", p.eval(t, startTimeout, `window.trace || []`)) }()
+		defer func() {
+			t.Logf("page trace (ms since the fetch call): %s", p.eval(t, startTimeout, `window.trace || []`))
+		}()
 	}
 	return p.timedBlob(t, `node.fetch(`+strconv.Quote(hash)+`, {timeout: 60000})`)
 }
