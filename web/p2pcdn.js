@@ -700,6 +700,8 @@
       if (!this.initiator) this._sendHandshake();
       const ext = { m: { p2pcdn_info: EXT_INFO_ID } };
       if (this.t.infoBytes) ext.info_size = this.t.infoBytes.length;
+      // A small dictionary rides along, so a downloader by hash need not ask (docs/extensions.md).
+      if (this.t.infoBytes && this.t.infoBytes.length <= INFO_PIECE) ext.info_bytes = this.t.infoBytes;
       this._sendMsg(20, concat([new Uint8Array([0]), bencode(ext)]));
       if (this.t.info) this.sendBitfield();
       this.t._onWireReady(this);
@@ -749,7 +751,16 @@
         const id = m.p2pcdn_info;
         this.remoteInfoId = Number.isInteger(id) && id > 0 && id < 256 ? id : 0;
         this.remoteInfoSize = Number.isInteger(d.info_size) && d.info_size > 0 ? d.info_size : 0;
-        this.t._maybeFetchInfo();
+        const ib = d.info_bytes, t = this.t;
+        if (ib instanceof Uint8Array && ib.length && ib.length === this.remoteInfoSize && ib.length <= INFO_PIECE &&
+            !t.info && !t.infoFetch && t.wanted && !this.infoTried) {
+          // The dictionary itself, checked as fetched bytes are: a round trip saved.
+          this.infoTried = true;
+          t.infoFetch = { wire: this, size: ib.length, buf: ib.slice(), got: null, count: 0 };
+          t._acceptInfo(this, t.infoFetch);
+          return;
+        }
+        t._maybeFetchInfo();
         return;
       }
       if (ext !== EXT_INFO_ID) return;
