@@ -194,6 +194,9 @@ func (t *Torrent) numBlocks(piece int) int {
 
 // fillLocked tops up p's pipeline of requests.
 func (t *Torrent) fillLocked(p *peer) {
+	if p.blind {
+		t.adoptFirstLocked(p)
+	}
 	if !t.downloadingLocked() || p.peerChoking || p.bf == nil || !p.amInterested || p.banned {
 		return
 	}
@@ -353,6 +356,13 @@ func (t *Torrent) handleBlock(p *peer, m wire.Message) error {
 	if p.banned {
 		t.mu.Unlock()
 		return ErrBanned
+	}
+	if t.info == nil && p.blind && m.Index == 0 && m.Begin == 0 {
+		// The answer to our blind request came before the dictionary (too large to ride in the
+		// extended handshake): we cannot check it yet, so it is dropped.
+		p.blind = false
+		t.mu.Unlock()
+		return nil
 	}
 	if t.info == nil || int(m.Index) >= t.info.PiecesAmount {
 		// Nobody asked for it: we request nothing before the info is known.
