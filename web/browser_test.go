@@ -251,8 +251,8 @@ func TestCheckInfoRejectsTampering(t *testing.T) {
 }
 
 // TestPageToPage: page A seeds a Blob, page B fetches it knowing only the
-// hash (so the info dictionary comes over p2pcdn_info), with the default
-// transports: long-polling first, then the upgrade to WebSocket.
+// hash (so the info dictionary comes from the seeder), with the default
+// transports: straight to WebSocket.
 func TestPageToPage(t *testing.T) {
 	base := startMediator(t).URL()
 	b := chromium.New(t)
@@ -285,11 +285,10 @@ func TestPageToPage(t *testing.T) {
 	if p, _ := got["progress"].(float64); p < 1 {
 		t.Errorf("onProgress was never called")
 	}
-	// Both pages started with long-polling and upgraded to WebSocket.
+	// Both pages went straight to WebSocket.
 	for name, tab := range map[string]context.Context{"seeder": a, "fetcher": c} {
-		waitFor(t, tab, name+" upgrade to websocket", `node.transport === "websocket"`)
-		if h := eval[[]string](t, tab, `node.transports`); len(h) < 2 || h[0] != "polling" || h[len(h)-1] != "websocket" {
-			t.Errorf("%s transports = %q, want polling then websocket", name, h)
+		if h := eval[[]string](t, tab, `node.transports`); len(h) != 1 || h[0] != "websocket" {
+			t.Errorf("%s transports = %q, want websocket alone", name, h)
 		}
 	}
 }

@@ -33,6 +33,7 @@
   const WAIT = 20000; // for an answer, for ICE, for a data channel to open
   const IDLE = 30000; // a connection with no channel left closes after this
   const ICE_QUIET = 5000; // no check answered this long after the last candidate: ICE failed
+  const WS_WAIT = 5000; // then a mediator WebSocket that has not opened falls back to polling
   const GRACE = 3000; // after ICE failed with every peer found, before fetch gives up
   const FETCH_TIMEOUT = 30000; // fetch gives up after this long without progress
   const LABEL = 'p2pcdn/'; // + full hash: our data channels' labels
@@ -222,8 +223,9 @@
   }
 
   // ---------- Engine.IO 4 / Socket.IO 5 client ----------
-  // One EngineSession is one Engine.IO connection (polling, maybe upgraded to
-  // WebSocket). MediatorLink owns sessions and reconnects with backoff.
+  // One EngineSession is one Engine.IO connection (WebSocket, or polling
+  // maybe upgraded). MediatorLink owns sessions and reconnects with backoff;
+  // it starts with WebSocket and falls back to polling if that cannot open.
   class EngineSession {
     constructor(urls, transports, h) {
       this.urls = urls; this.transports = transports; this.h = h;
@@ -341,14 +343,15 @@
       this.h.onTransport('websocket');
       this._own(ws);
       ws.onopen = () => { for (const p of this.outbox.splice(0)) ws.send(p); };
+      this.wsTimer = setTimeout(() => this.sid || this.close('websocket did not open within ' + WS_WAIT + ' ms'), WS_WAIT);
     }
     close(reason) {
       if (this.closed) return;
       this.closed = true;
-      clearTimeout(this.pingTimer);
+      clearTimeout(this.pingTimer); clearTimeout(this.wsTimer);
       this.abort.abort();
       if (this.ws) { try { this.ws.close(); } catch (e) { /* closing anyway */ } }
-      this.h.onClose(reason);
+      this.h.onClose(reason, !this.sid && this.transport === 'websocket');
     }
   }
 
@@ -365,16 +368,17 @@
       super();
       this.urls = mediatorURLs(url); this.transports = transports; this.log = log;
       this.session = null; this.connected = false; this.closed = false; this.attempt = 0; this.timer = null;
-      this.transport = null; this.history = [];
+      this.transport = null; this.history = []; this.wsFailed = false;
     }
     start() { this._open(); }
     _open() {
       if (this.closed) return;
-      const s = new EngineSession(this.urls, this.transports, {
+      const transports = this.wsFailed ? ['polling', 'websocket'].filter((t) => this.transports.includes(t)) : this.transports;
+      const s = new EngineSession(this.urls, transports, {
         onOpen: () => s.send('40'),
         onTransport: (t) => { if (this.session === s) { this.transport = t; this.history.push(t); this.emit('transport', t); } },
         onMessage: (m) => this._onMessage(s, m),
-        onClose: (why) => this._onClose(s, why),
+        onClose: (why, wsFailed) => this._onClose(s, why, wsFailed),
       });
       this.session = s;
       s.start();
@@ -389,13 +393,19 @@
       if (!Array.isArray(arr) || typeof arr[0] !== 'string') return;
       this.emit('event', arr[0], arr.slice(1));
     }
-    _onClose(s, why) {
+    _onClose(s, why, wsFailed) {
       if (this.session !== s) return;
       this.session = null;
       const was = this.connected;
       this.connected = false;
       if (was) this.emit('disconnect', why);
       if (this.closed) return;
+      if (wsFailed && !this.wsFailed && this.transports.includes('polling')) {
+        this.wsFailed = true;
+        this.log('mediator WebSocket failed (' + why + '), trying polling');
+        this.timer = setTimeout(() => this._open());
+        return;
+      }
       const delay = Math.min(5000, 500 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
       this.log('mediator connection lost (' + why + '), retrying in ' + Math.round(delay) + ' ms');
       this.timer = setTimeout(() => this._open(), delay);
@@ -700,7 +710,7 @@
       if (!this.initiator) this._sendHandshake();
       const ext = { m: { p2pcdn_info: EXT_INFO_ID } };
       if (this.t.infoBytes) ext.info_size = this.t.infoBytes.length;
-      // A small dictionary rides along, so a downloader by hash need not ask (docs/extensions.md).
+      // A small dictionary rides along (docs/extensions.md).
       if (this.t.infoBytes && this.t.infoBytes.length <= INFO_PIECE) ext.info_bytes = this.t.infoBytes;
       this._sendMsg(20, concat([new Uint8Array([0]), bencode(ext)]));
       if (this.t.info) this.sendBitfield();
@@ -754,7 +764,6 @@
         const ib = d.info_bytes, t = this.t;
         if (ib instanceof Uint8Array && ib.length && ib.length === this.remoteInfoSize && ib.length <= INFO_PIECE &&
             !t.info && !t.infoFetch && t.wanted && !this.infoTried) {
-          // The dictionary itself, checked as fetched bytes are: a round trip saved.
           this.infoTried = true;
           t.infoFetch = { wire: this, size: ib.length, buf: ib.slice(), got: null, count: 0 };
           t._acceptInfo(this, t.infoFetch);
@@ -1206,7 +1215,7 @@
       this.conns = new Map(); this.nconns = 0; // shared connections by remote peer id; all connections
       this.mediatorIce = []; this.iceTimer = null; this.iceAsked = false; this.capabilities = null; this.outq = null;
       this.closed = false; this.established = false;
-      this.link = new MediatorLink(opts.mediator, opts.transports || ['polling', 'websocket'], (...a) => this.log(...a));
+      this.link = new MediatorLink(opts.mediator, opts.transports || ['websocket', 'polling'], (...a) => this.log(...a));
       this.link.on('connect', () => this.link.send('handshake', this.peerId, 0));
       this.link.on('disconnect', () => { this.established = false; });
       this.link.on('transport', (t) => this.emit('transport', t));
