@@ -57,7 +57,8 @@
 // DTLS; used only when both descriptions carry it), no DTLS HelloVerifyRequest when we are the DTLS
 // server (ICE has already proved the remote's address), and an initial (and smallest) SCTP congestion
 // window of 64 KiB instead of pion's 4 packets, which with the send window above fitted to the path lets
-// a 1 MB transfer finish in a few round trips. Between two Go peers 80 ms apart, channel open came 3
+// a 1 MB transfer finish in a few round trips. Between two Go peers, first-check selection
+// (firstcheck.go, docs/extensions.md) saves the round trip of ICE's nomination. Between two Go peers 80 ms apart, channel open came 3
 // round trips sooner and a 1 MB get took x0.71 the time (1.64 s instead of 2.30 s).
 //
 // # Throughput (measured)

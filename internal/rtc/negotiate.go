@@ -40,6 +40,8 @@ type negotiation struct {
 	remoteKinds CandidateKinds
 	watch       iceWatch
 	tl          *timeline.Timeline // nil unless the caller's context carries one
+	firstCheck  bool               // our description says we select on the first check (firstcheck.go)
+	ufrag       string             // our ICE ufrag while the handler may select on its first check
 }
 
 func (t *Transport) newNegotiation(opt Options, send func(context.Context, string) error, recv <-chan string,
@@ -107,6 +109,7 @@ func (n *negotiation) dial(ctx context.Context, label string) (*conn, error) {
 		return nil, fmt.Errorf("create offer: %w", err)
 	}
 	n.tl.Mark("rtc: offer created")
+	n.firstCheck = true // used if the answer says so too
 	// The offer goes out with our host candidates; the others (server-reflexive, relayed: a round trip
 	// to a STUN server or two to a TURN server away) follow as candidate signals, which any answerer
 	// takes, simple-peer whatever its own trickle setting (docs/extensions.md).
@@ -129,6 +132,10 @@ func (n *negotiation) accept(ctx context.Context, offer Signal) (*conn, error) {
 	// A peer of ours takes the answer at once and our candidates as they come; the prototype wants
 	// them all in the answer.
 	n.trickle = offer.Ours()
+	if offer.ICE == ICEFirstCheck {
+		n.firstCheck = true
+		n.selectOnFirstCheck(answer.SDP)
+	}
 	wait := waitAll
 	if n.trickle {
 		wait = waitNone
@@ -189,6 +196,9 @@ func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDe
 		}
 	}
 	sig := Signal{Type: local.Type.String(), SDP: local.SDP, Trickle: true, P2PCDN: ExtensionLevel}
+	if n.firstCheck {
+		sig.ICE = ICEFirstCheck
+	}
 	if err := n.send(ctx, sig.String()); err != nil {
 		return fmt.Errorf("send %s: %w", local.Type, err)
 	}
@@ -363,6 +373,9 @@ func (n *negotiation) await(ctx context.Context, want string) (*conn, error) {
 					return nil, fmt.Errorf("%w: unexpected %s", ErrBadSignal, sig.Type)
 				}
 				n.tl.Mark("rtc: " + sig.Type + " received")
+				if sig.ICE == ICEFirstCheck && n.firstCheck {
+					n.selectOnFirstCheck(n.p.pc.LocalDescription().SDP)
+				}
 				n.noteRemote(sig)
 				if err := n.setRemote(webrtc.NewSDPType(sig.Type), sig.SDP); err != nil {
 					return nil, err
@@ -397,5 +410,19 @@ func isClosed(ch <-chan struct{}) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// selectOnFirstCheck lets the transport select this connection's pair on the first check that reaches
+// it (both sides said they do, firstcheck.go); localSDP gives our ICE ufrag.
+func (n *negotiation) selectOnFirstCheck(localSDP string) {
+	n.ufrag = sdpUfrag(localSDP)
+	n.t.firstCheckOn(n.ufrag)
+}
+
+// done forgets what the negotiation registered with the transport.
+func (n *negotiation) done() {
+	if n.ufrag != "" {
+		n.t.firstCheckOff(n.ufrag)
 	}
 }

@@ -36,6 +36,8 @@ type Signal struct {
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
 	Trickle   bool                     `json:"trickle,omitempty"`
 	P2PCDN    int                      `json:"p2pcdn,omitempty"`
+	// ICE is ICEFirstCheck when the sender selects a candidate pair on its first check (firstcheck.go).
+	ICE string `json:"ice,omitempty"`
 }
 
 // ExtensionLevel is the level of docs/extensions.md our signals carry in "p2pcdn".
@@ -70,6 +72,7 @@ func ParseSignal(s string) (Signal, error) {
 		TransceiverRequest json.RawMessage `json:"transceiverRequest"`
 		Trickle            json.RawMessage `json:"trickle"`
 		P2PCDN             json.RawMessage `json:"p2pcdn"`
+		ICE                json.RawMessage `json:"ice"`
 	}
 	trimmed := bytes.TrimSpace([]byte(s))
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -90,6 +93,9 @@ func ParseSignal(s string) (Signal, error) {
 	var level float64
 	if json.Unmarshal(raw.P2PCDN, &level) == nil && level >= 1 && level <= 1<<16 {
 		sig.P2PCDN = int(level)
+	}
+	if bytes.Equal(raw.ICE, []byte(`"`+ICEFirstCheck+`"`)) {
+		sig.ICE = ICEFirstCheck
 	}
 	hasCandidate := len(raw.Candidate) > 0 && !bytes.Equal(raw.Candidate, []byte("null"))
 	switch {

@@ -50,10 +50,11 @@ type Transport struct {
 	tcp   ice.TCPMux // ICE-TCP passive candidates; nil without Config.ICETCPListener
 	tcpLn net.Listener
 
-	mu     sync.Mutex
-	closed bool
-	peers  map[*Peer]struct{} // negotiating or open
-	wg     sync.WaitGroup     // closers started from pion callbacks
+	mu         sync.Mutex
+	closed     bool
+	peers      map[*Peer]struct{} // negotiating or open
+	firstCheck map[string]bool    // local ICE ufrags that select on their first check (firstcheck.go)
+	wg         sync.WaitGroup     // closers started from pion callbacks
 }
 
 // New builds a Transport from cfg.
@@ -91,6 +92,7 @@ func New(cfg Config) (*Transport, error) {
 		se.SetNet(n)
 	}
 	t := &Transport{cfg: cfg, log: cfg.Logger, peers: make(map[*Peer]struct{})}
+	se.SetICEBindingRequestHandler(t.onBindingRequest) // first-check selection (firstcheck.go)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6,
 		webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6}
 	if cfg.Loopback {
@@ -211,6 +213,7 @@ func (t *Transport) DialPeer(ctx context.Context, opt Options, send func(ctx con
 		return nil, nil, err
 	}
 	c, err := n.dial(ctx, opt.Label)
+	n.done()
 	if err != nil {
 		_ = n.p.Close()
 		return nil, nil, fmt.Errorf("rtc dial: %w", err)
@@ -235,6 +238,7 @@ func (t *Transport) AcceptPeer(ctx context.Context, offer string, opt Options,
 		return nil, nil, err
 	}
 	c, err := n.accept(ctx, sig)
+	n.done()
 	if err != nil {
 		_ = n.p.Close()
 		return nil, nil, fmt.Errorf("rtc accept: %w", err)

@@ -58,7 +58,7 @@ type peer struct {
 	infoStart    time.Time // when we asked it for the info bytes
 	blind        bool      // we asked for piece 0 with our handshake (firstpiece.go), not yet adopted
 	blindAt      time.Time
-	availCounted bool      // bf is counted in t.avail
+	availCounted bool // bf is counted in t.avail
 	banned       bool
 	hasher       *content.PieceHasher // used by this peer's reader only
 }

@@ -111,6 +111,9 @@ func measure(t *testing.T, lab *netlab.Lab, rtt time.Duration, runs int, want ma
 						t.Fatalf("get %s wrote other bytes", file)
 					}
 					row.Got = append(row.Got, ms(g.took))
+					if os.Getenv("P2PCDN_WAN_DEBUG") != "" {
+						t.Logf("get %s at %v: %v\n%s", file, rtt, g.took, timelineOf(g.stderr))
+					}
 					if file == "one.bin" {
 						m.Timeline = timelineOf(g.stderr)
 					}
