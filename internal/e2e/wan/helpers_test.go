@@ -365,8 +365,8 @@ const traceJS = `(() => {
 				got += e.data.byteLength || e.data.length || 0;
 				if (got >= mark) { note('received ' + got); mark = mark ? 2 * mark : 65536; } });
 			return dc; }
-		setRemoteDescription(d) { note('remote ' + (d && d.type)); return super.setRemoteDescription(d); }
-		setLocalDescription(d) { note('local ' + (d && d.type)); return super.setLocalDescription(d); }
+		setRemoteDescription(d) { note('remote ' + (d && d.type) + (/a=sctp-init/.test(d && d.sdp) ? ' (SNAP)' : '')); return super.setRemoteDescription(d); }
+		setLocalDescription(d) { note('local ' + (d && d.type) + (/a=sctp-init/.test(d && d.sdp) ? ' (SNAP)' : '')); return super.setLocalDescription(d); }
 	};
 })()`
 
