@@ -11,7 +11,6 @@ import (
 
 	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
-	"golang.org/x/time/rate"
 )
 
 // Conn is an open data channel used as a byte stream. Read returns the bytes of however many messages;
@@ -55,7 +54,6 @@ type conn struct {
 	minRTT time.Duration // smallest smoothed round trip seen; 0 until measured
 	nRTT   int           // times minRTT was sampled
 	window int           // current send window; its half is the low threshold
-	pacer  *rate.Limiter // spreads a window larger than minWin over the round trip; nil otherwise
 }
 
 func newConn(p *Peer, dc *webrtc.DataChannel, rwc datachannel.ReadWriteCloserDeadliner) *conn {
@@ -178,9 +176,6 @@ func (c *conn) Write(p []byte) (int, error) {
 		if err := c.waitWritable(len(chunk)); err != nil {
 			return written, err
 		}
-		if err := c.pace(len(chunk)); err != nil {
-			return written, err
-		}
 		n, err := c.rwc.Write(chunk)
 		written += n
 		if err != nil {
@@ -251,49 +246,11 @@ func (c *conn) updateWindow() int {
 	return w
 }
 
-// setWindow makes w the send window, with its low threshold and pacing. Called with wmu held (or
-// before the conn is used).
+// setWindow makes w the send window, with its low threshold. Called with wmu held (or before the conn
+// is used).
 func (c *conn) setWindow(w int) {
 	c.window = w
 	c.dc.SetBufferedAmountLowThreshold(uint64(w / 2))
-	if w <= c.minWin || c.minRTT <= 0 {
-		c.pacer = nil
-		return
-	}
-	// A window of one round trip's worth, paced over that round trip: the window's own rate.
-	r := rate.Limit(float64(w) / c.minRTT.Seconds())
-	if c.pacer == nil {
-		c.pacer = rate.NewLimiter(r, c.chunk)
-	} else {
-		c.pacer.SetLimit(r)
-	}
-}
-
-// pace waits until n more bytes may leave at the window's rate. SCTP sends whatever its congestion
-// window allows at once, and across a path that does not space packets out (a fast link, or
-// netlab's delay line) slow start's doubling bursts would overflow a browser's 128 KiB socket buffer
-// long before the window is full (its kernel counts each 1.2 KB datagram as about 2.3 KB, so 128 KiB
-// hold some 55 packets); pion's slow recovery from those losses cost a 1 MB page fetch 80 ms away about
-// a second. Bursts stay within one write chunk. Called with wmu held.
-func (c *conn) pace(n int) error {
-	if c.pacer == nil {
-		return nil
-	}
-	res := c.pacer.ReserveN(time.Now(), n)
-	d := res.Delay()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-c.closed:
-		return net.ErrClosed
-	case <-c.p.done:
-		return fmt.Errorf("rtc write to %s: %w", c.remote, c.p.err())
-	}
 }
 
 // iceRTT is the round trip of the connection's selected candidate pair as ICE's checks measured it, or

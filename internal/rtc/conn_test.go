@@ -530,24 +530,6 @@ func TestSendWindow(t *testing.T) {
 	if thr := c.dc.BufferedAmountLowThreshold(); thr != uint64(w/2) {
 		t.Errorf("low threshold %d, want half the window %d", thr, w/2)
 	}
-
-	// A window beyond MinWindow is paced over the round trip, in bursts of one write chunk; a short
-	// path's is not paced at all.
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.minRTT = 80 * time.Millisecond
-	c.setWindow(c.windowFor(c.minRTT))
-	if c.pacer == nil || c.pacer.Burst() != DefaultWriteChunk {
-		t.Fatalf("window %d for an 80 ms round trip: pacer %v, want one with bursts of %d", c.window, c.pacer, DefaultWriteChunk)
-	}
-	if got, want := float64(c.pacer.Limit()), float64(c.window)/0.080; got < 0.99*want || got > 1.01*want {
-		t.Errorf("paced at %.0f B/s, want the window's rate %.0f B/s", got, want)
-	}
-	c.minRTT = time.Millisecond
-	c.setWindow(c.windowFor(c.minRTT))
-	if c.pacer != nil {
-		t.Errorf("window %d on a 1 ms path is paced", c.window)
-	}
 }
 
 // TestWriteEndsWhenRemoteAborts: a Write blocked on a full send window returns an error once the remote

@@ -99,11 +99,10 @@
 // its network thread, so a busy page cannot inflate them); without one the window stays at MinWindow
 // until SCTP sampled the round trip 8 times (its first sample, the channel-open message, can be inflated
 // by a busy browser). On loopback that is 64 KiB; on long paths the network spaces packets out and the
-// window covers the bandwidth-delay product from the first byte. A window beyond MinWindow is paced:
-// Write hands SCTP at most one write chunk at once and the rest at the window's rate (window / round
-// trip), since SCTP sends whatever its congestion window allows at once and, where the path does not
-// space packets out, slow start's doubling bursts would overflow a browser's socket long before the
-// window is full. Across 80 ms to a page (netlab), 1 MB lost 92 datagrams unpaced, 8-41 paced. Same run, raw pion to Chromium, 1 MiB on an open channel:
+// window covers the bandwidth-delay product from the first byte. (Pacing Write at the window's rate did
+// not help a page 80 ms away in netlab on a loaded machine: its socket still overflowed, now and then,
+// from SCTP's own bursts on clumped acknowledgements, and fetches took longer: 2.8 s against 1.4 s,
+// medians of 7 interleaved runs.) Same run, raw pion to Chromium, 1 MiB on an open channel:
 // paced like this x0.39 the time of 1 MiB / 512 KiB watermarks (median of 12 runs), ~10 lost datagrams
 // per transfer instead of ~100, worst case 77 ms instead of 1.06 s. For 64 MiB at load 15-25 the
 // window ran x0.79 the speed of the 1 MiB watermarks (median of 7 runs): the price on a starved machine.
