@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -120,18 +123,31 @@ func TestSizeName(t *testing.T) {
 	}
 }
 
-// TestRawPion runs the raw pion baseline on loopback: every byte must arrive.
-func TestRawPion(t *testing.T) {
+// TestRawPionProcs runs the two-process raw pion baseline on loopback: the
+// receiver must count every byte, and both children's CPU is measured.
+func TestRawPionProcs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	self := buildBench(t)
+	b := &bench{log: slog.New(slog.DiscardHandler), self: self, env: os.Environ()}
 	const size = 4<<20 + 123 // not a multiple of the message size
-	wall, _, err := rawPion(ctx, size)
+	res, err := b.rawPionProcs(ctx, size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wall <= 0 {
-		t.Fatalf("transfer took %v", wall)
+	if res.wall <= 0 || res.cpu <= 0 {
+		t.Fatalf("transfer took %v and %v of CPU", res.wall, res.cpu)
 	}
+}
+
+// buildBench builds this program, whose child modes the baselines run.
+func buildBench(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "bench")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // TestDaemonReadyAndStop starts a child that prints lines in one burst, as

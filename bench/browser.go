@@ -363,6 +363,20 @@ func (b *bench) browserRows(ctx context.Context) ([]row, error) {
 	b.httpMS1MB = lat.base
 	tp := row{group: title, name: fmt.Sprintf("page fetches %s from p2pcdn seed", sizeName(big)), unit: unitMiBs,
 		baseName: "raw pion data channel → page, same bytes"}
+	// With --before, also from a seeder of that build on a mediator of its own.
+	var prevMed, prevHash string
+	var prevSeed *daemon
+	if b.before != "" {
+		if prevMed, _, err = b.startMediator(ctx); err != nil {
+			return nil, err
+		}
+		var hs map[string]string
+		if prevSeed, hs, err = b.startSeedWith(ctx, b.before, prevMed, dir, 2); err != nil {
+			return nil, fmt.Errorf("--before build: %w", err)
+		}
+		prevHash = hs["big.bin"]
+	}
+	var prevTP []float64
 	for range b.sz.bigRuns {
 		v, err := b.pageOnce(ctx, c, p2pFetchJS(med, hashes["big.bin"]), big, 5*time.Minute)
 		if err != nil {
@@ -373,10 +387,24 @@ func (b *bench) browserRows(ctx context.Context) ([]row, error) {
 			return nil, err
 		}
 		tp.got, tp.base = append(tp.got, mibps(big, msDur(v))), append(tp.base, mibps(big, msDur(r)))
+		if prevSeed != nil {
+			v, err := b.pageOnce(ctx, c, p2pFetchJS(prevMed, prevHash), big, 5*time.Minute)
+			if err != nil {
+				return nil, fmt.Errorf("--before build: %w", err)
+			}
+			prevTP = append(prevTP, mibps(big, msDur(v)))
+		}
 	}
 	b.rawPageMiBs = tp.base
 	seed.stop()
-	assets, err := b.assetRow(ctx, c, med, title)
+	var beforeRows []row
+	if prevSeed != nil {
+		prevSeed.stop()
+		beforeRows = append(beforeRows, row{group: title,
+			name: fmt.Sprintf("page fetches %s from p2pcdn seed of this build", sizeName(big)), unit: unitMiBs, got: tp.got,
+			baseName: fmt.Sprintf("the same from a seeder of the --before build (%s), interleaved", filepath.Base(b.before)), base: prevTP})
+	}
+	assets, err := b.assetRows(ctx, c, med, title)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +450,7 @@ func (b *bench) browserRows(ctx context.Context) ([]row, error) {
 		tp2.got, tp2.base = append(tp2.got, mibps(big, msDur(v))), append(tp2.base, mibps(big, msDur(r)))
 	}
 	b.pageToPage1MB, b.pageToPageMiBs = lat2.got, tp2.got
-	return []row{lat, tp, assets, lat2, tp2}, nil
+	return append(append(append([]row{lat, tp}, assets...), lat2, tp2), beforeRows...), nil
 }
 
 func msDur(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }

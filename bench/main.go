@@ -51,6 +51,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && (os.Args[1] == rawSendArg || os.Args[1] == rawRecvArg) {
+		if err := rawChild(os.Args[1:]); err != nil {
+			fmt.Fprintf(os.Stderr, "bench %s: %v\n", os.Args[1], err)
+			os.Exit(1)
+		}
+		return
+	}
 	var (
 		quick = flag.Bool("quick", false, "smoke run: fewer runs and smaller files (a few minutes)")
 		runs  = flag.Int("runs", 0, "runs per latency figure (default 11, --quick 3); big transfers use half as many, at least 1")
@@ -58,6 +65,8 @@ func main() {
 		only  = flag.String("only", "", "comma-separated groups to run: "+strings.Join(groups, ", ")+" (default all)")
 		dir   = flag.String("dir", os.TempDir(), "where to put the temporary files")
 		keep  = flag.Bool("keep", false, "keep the temporary directory (logs, files) for a look afterwards")
+		prev  = flag.String("before", "", "a p2pcdn `BINARY` built before a change: the native get and the page ← seed rows\n"+
+			"also run with it, interleaved, and print before/after ratios")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -92,6 +101,17 @@ func main() {
 	defer stop()
 	t0 := time.Now()
 	b, err := newBench(ctx, log, *dir, sz)
+	if err == nil && *prev != "" {
+		b.before, err = filepath.Abs(*prev)
+		if err == nil {
+			_, err = os.Stat(b.before)
+		}
+		if err != nil {
+			b.close()
+			os.RemoveAll(b.work)
+			err = fmt.Errorf("--before: %w", err)
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -135,6 +155,7 @@ type bench struct {
 	root    string // module root
 	work    string // temporary directory
 	bin     string // p2pcdn binary
+	before  string // --before: an older p2pcdn binary to compare with; "" for none
 	self    string // this program, for the httpget child
 	env     []string
 	daemons []*daemon

@@ -52,6 +52,11 @@ func (b *bench) startMediator(ctx context.Context, extra ...string) (string, *da
 // startSeed runs `p2pcdn seed` on dir until it prints all n files, and
 // returns their hashes by base name.
 func (b *bench) startSeed(ctx context.Context, mediator, dir string, n int) (*daemon, map[string]string, error) {
+	return b.startSeedWith(ctx, b.bin, mediator, dir, n)
+}
+
+// startSeedWith is startSeed with another p2pcdn binary.
+func (b *bench) startSeedWith(ctx context.Context, bin, mediator, dir string, n int) (*daemon, map[string]string, error) {
 	hashes := map[string]string{}
 	ready := func(line string) bool {
 		if m := seedLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
@@ -59,7 +64,7 @@ func (b *bench) startSeed(ctx context.Context, mediator, dir string, n int) (*da
 		}
 		return len(hashes) >= n
 	}
-	d, _, err := b.startDaemon(ctx, ready, b.bin, "seed", "--ice-loopback", "--no-cache", "--mediator", mediator, dir)
+	d, _, err := b.startDaemon(ctx, ready, bin, "seed", "--ice-loopback", "--no-cache", "--mediator", mediator, dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,12 +84,17 @@ type getSummary struct {
 // get runs one whole `p2pcdn get` into a fresh directory and removes the
 // file afterwards.
 func (b *bench) get(ctx context.Context, mediator, hash string) (run, getSummary, error) {
+	return b.getWith(ctx, b.bin, mediator, hash)
+}
+
+// getWith is get with another p2pcdn binary.
+func (b *bench) getWith(ctx context.Context, bin, mediator, hash string) (run, getSummary, error) {
 	out, err := os.MkdirTemp(b.work, "get-")
 	if err != nil {
 		return run{}, getSummary{}, err
 	}
 	defer os.RemoveAll(out)
-	r, err := b.runTimed(ctx, b.bin, "get", "--ice-loopback", "--mediator", mediator, "--json", "--timeout", "2m", "-o", out, hash)
+	r, err := b.runTimed(ctx, bin, "get", "--ice-loopback", "--mediator", mediator, "--json", "--timeout", "2m", "-o", out, hash)
 	var s getSummary
 	if err != nil {
 		return r, s, err
@@ -291,31 +301,74 @@ func (b *bench) throughput(ctx context.Context) ([]row, error) {
 		return nil, err
 	}
 	hash := hashes["big.bin"]
-	one := row{group: title, name: fmt.Sprintf("p2pcdn get %s from one seeder", sizeName(big)), unit: unitMiBs,
-		baseName: "raw pion data channel, same bytes, default settings, in one process"}
+	one := row{group: title, name: fmt.Sprintf("p2pcdn get %s from one seeder (whole process)", sizeName(big)), unit: unitMiBs,
+		baseName: rawProcName}
 	cost := row{group: title, name: "CPU seconds per GB moved, seed + get", unit: unitCPUPerGB,
-		baseName: "raw pion, sender + receiver"}
+		baseName: "that raw pion, both processes"}
+	// With --before, the same get between a seeder and a get of that build,
+	// on a mediator of their own, interleaved with the others.
+	var prev *oneSeeder
+	if b.before != "" {
+		medB, _, err := b.startMediator(ctx)
+		if err != nil {
+			return nil, err
+		}
+		seedB, hashesB, err := b.startSeedWith(ctx, b.before, medB, dir, 1)
+		if err != nil {
+			return nil, fmt.Errorf("--before build: %w", err)
+		}
+		prev = &oneSeeder{bin: b.before, med: medB, seed: seedB, hash: hashesB["big.bin"]}
+	}
+	cur := &oneSeeder{bin: b.bin, med: med, seed: seed, hash: hash}
+	var prevTP, prevCost []float64
 	gb := float64(big) / 1e9
 	for i := range b.sz.bigRuns {
-		c0, err := seed.cpu()
-		if err != nil {
-			return nil, err
+		// Rotate the order so no side always runs on a warmer machine.
+		sides := []int{0, 1, 2}
+		for range i % 3 {
+			sides = append(sides[1:], sides[0])
 		}
-		g, _, err := b.get(ctx, med, hash)
-		if err != nil {
-			return nil, err
+		for _, side := range sides {
+			switch {
+			case side == 0:
+				raw, err := b.rawPionProcs(ctx, big)
+				if err != nil {
+					return nil, fmt.Errorf("raw pion run %d: %w", i+1, err)
+				}
+				one.base = append(one.base, mibps(big, raw.wall))
+				cost.base = append(cost.base, raw.cpu.Seconds()/gb)
+			case side == 1:
+				g, cpu, err := b.getFrom(ctx, cur)
+				if err != nil {
+					return nil, err
+				}
+				one.got = append(one.got, mibps(big, g.wall))
+				cost.got = append(cost.got, cpu.Seconds()/gb)
+				getRSS.got = append(getRSS.got, float64(g.maxRSS)/(1<<20))
+			case side == 2 && prev != nil:
+				g, cpu, err := b.getFrom(ctx, prev)
+				if err != nil {
+					return nil, fmt.Errorf("--before build: %w", err)
+				}
+				prevTP = append(prevTP, mibps(big, g.wall))
+				prevCost = append(prevCost, cpu.Seconds()/gb)
+			}
 		}
-		c1, _ := seed.cpu()
-		one.got = append(one.got, mibps(big, g.wall))
-		cost.got = append(cost.got, (g.cpu+c1-c0).Seconds()/gb)
-		getRSS.got = append(getRSS.got, float64(g.maxRSS)/(1<<20))
-
-		wall, cpu, err := rawPion(ctx, big)
-		if err != nil {
-			return nil, fmt.Errorf("raw pion run %d: %w", i+1, err)
+	}
+	var beforeRows []row
+	if prev != nil {
+		prev.seed.stop()
+		name := filepath.Base(b.before)
+		beforeRows = []row{
+			{group: title, name: fmt.Sprintf("--before build (%s): get %s from one seeder", name, sizeName(big)), unit: unitMiBs,
+				got: prevTP, baseName: rawProcName, base: one.base},
+			{group: title, name: fmt.Sprintf("this build: get %s from one seeder", sizeName(big)), unit: unitMiBs,
+				got: one.got, baseName: fmt.Sprintf("--before build (%s), interleaved", name), base: prevTP},
+			{group: title, name: fmt.Sprintf("--before build (%s): CPU seconds per GB, seed + get", name), unit: unitCPUPerGB,
+				got: prevCost, baseName: "raw pion, both processes", base: cost.base},
+			{group: title, name: "this build: CPU seconds per GB, seed + get", unit: unitCPUPerGB,
+				got: cost.got, baseName: fmt.Sprintf("--before build (%s), interleaved", name), base: prevCost},
 		}
-		one.base = append(one.base, mibps(big, wall))
-		cost.base = append(cost.base, cpu.Seconds()/gb)
 	}
 
 	four := row{group: title, name: fmt.Sprintf("p2pcdn get %s from four seeders", sizeName(big)), unit: unitMiBs,
@@ -336,7 +389,35 @@ func (b *bench) throughput(ctx context.Context) ([]row, error) {
 	}
 	four.note = fmt.Sprintf("peers that sent data per run: %v", peers)
 	seedRSS.got = append(seedRSS.got, float64(seed.stop().maxRSS)/(1<<20))
-	return []row{one, four, cost, getRSS, seedRSS}, nil
+	return append([]row{one, four, cost, getRSS, seedRSS}, beforeRows...), nil
+}
+
+// rawProcName describes the native throughput baseline (rawproc.go).
+const rawProcName = "raw pion between two processes, tuned: detached channel, 4 MiB socket buffers and SCTP window, " +
+	"64 KiB messages; channel open to last byte"
+
+// oneSeeder is a seeder with its mediator, and the build that gets from it.
+type oneSeeder struct {
+	bin, med, hash string
+	seed           *daemon
+}
+
+// getFrom runs one get from s and returns it with the CPU of the get and of
+// the seeder meanwhile.
+func (b *bench) getFrom(ctx context.Context, s *oneSeeder) (run, time.Duration, error) {
+	c0, err := s.seed.cpu()
+	if err != nil {
+		return run{}, 0, err
+	}
+	g, _, err := b.getWith(ctx, s.bin, s.med, s.hash)
+	if err != nil {
+		return g, 0, err
+	}
+	c1, err := s.seed.cpu()
+	if err != nil {
+		return g, 0, err
+	}
+	return g, g.cpu + c1 - c0, nil
 }
 
 func (b *bench) swarm(ctx context.Context) ([]row, error) {

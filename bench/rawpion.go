@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -77,75 +76,4 @@ func send(ctx context.Context, dc *webrtc.DataChannel, size int64) error {
 		sent += n
 	}
 	return nil
-}
-
-// rawPion sends size bytes between two pion peer connections in this
-// process and returns the time from the channel opening to the last byte
-// received, and the CPU this process spent meanwhile (both ends).
-func rawPion(ctx context.Context, size int64) (time.Duration, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	api := rawAPI()
-	tx, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer tx.Close()
-	rx, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer rx.Close()
-
-	done := make(chan struct{})
-	rx.OnDataChannel(func(dc *webrtc.DataChannel) {
-		var got int64
-		dc.OnMessage(func(m webrtc.DataChannelMessage) {
-			got += int64(len(m.Data))
-			if got == size {
-				close(done)
-			}
-		})
-	})
-	dc, err := tx.CreateDataChannel("raw", nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	opened := make(chan struct{})
-	dc.OnOpen(func() { close(opened) })
-
-	o, err := offer(ctx, tx)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := rx.SetRemoteDescription(o); err != nil {
-		return 0, 0, err
-	}
-	a, err := rx.CreateAnswer(nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	gathered := webrtc.GatheringCompletePromise(rx)
-	if err := rx.SetLocalDescription(a); err != nil {
-		return 0, 0, err
-	}
-	<-gathered
-	if err := tx.SetRemoteDescription(*rx.LocalDescription()); err != nil {
-		return 0, 0, err
-	}
-	select {
-	case <-opened:
-	case <-ctx.Done():
-		return 0, 0, errors.New("raw pion: the data channel did not open")
-	}
-	c0, t0 := selfCPU(), time.Now()
-	if err := send(ctx, dc, size); err != nil {
-		return 0, 0, err
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return 0, 0, errors.New("raw pion: not every byte arrived")
-	}
-	return time.Since(t0), selfCPU() - c0, nil
 }

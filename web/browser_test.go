@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,8 +254,9 @@ func TestCheckInfoRejectsTampering(t *testing.T) {
 }
 
 // TestPageToPage: page A seeds a Blob, page B fetches it knowing only the
-// hash (so the info dictionary comes from the seeder), with the default
-// transports: straight to WebSocket.
+// hash (so the info dictionary comes from the seeder). A connects as
+// socket.io-client does, long-polling first and then the upgrade to
+// WebSocket; B with the default, WebSocket at once.
 func TestPageToPage(t *testing.T) {
 	base := startMediator(t).URL()
 	b := chromium.New(t)
@@ -262,7 +266,7 @@ func TestPageToPage(t *testing.T) {
 
 	const size = 1500000 // 8 pieces, the last one short
 	hash := eval[string](t, a, `(async () => { `+genJS+`
-		window.node = await p2pcdn.connect({iceServers: [], debug: true});
+		window.node = await p2pcdn.connect({iceServers: [], debug: true, transports: ["polling", "websocket"]});
 		const blob = new Blob([gen(`+fmt.Sprint(size)+`)]);
 		window.want = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))).join();
 		const info = await node.seed(blob, {name: "data.bin"});
@@ -285,11 +289,63 @@ func TestPageToPage(t *testing.T) {
 	if p, _ := got["progress"].(float64); p < 1 {
 		t.Errorf("onProgress was never called")
 	}
-	// Both pages went straight to WebSocket.
-	for name, tab := range map[string]context.Context{"seeder": a, "fetcher": c} {
-		if h := eval[[]string](t, tab, `node.transports`); len(h) != 1 || h[0] != "websocket" {
-			t.Errorf("%s transports = %q, want websocket alone", name, h)
+	// The seeder started with long-polling and upgraded to WebSocket; the
+	// fetcher used WebSocket alone.
+	waitFor(t, a, "seeder upgrade to websocket", `node.transport === "websocket"`)
+	if h := eval[[]string](t, a, `node.transports`); len(h) < 2 || h[0] != "polling" || h[len(h)-1] != "websocket" {
+		t.Errorf("seeder transports = %q, want polling then websocket", h)
+	}
+	if h := eval[[]string](t, c, `node.transports`); len(h) != 1 || h[0] != "websocket" {
+		t.Errorf("fetcher transports = %q, want websocket alone (the default)", h)
+	}
+}
+
+// TestWebSocketFallback: where WebSocket requests are refused (a proxy that
+// does not pass them), the default connection falls back to long-polling at
+// once and works; the pages fetch from each other through it.
+func TestWebSocketFallback(t *testing.T) {
+	m := startMediator(t)
+	target, err := url.Parse(m.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	refused := 0
+	var mu sync.Mutex
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			mu.Lock()
+			refused++
+			mu.Unlock()
+			http.Error(w, "no websockets here", http.StatusBadRequest)
+			return
 		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close) // after the browser's cleanup, which ends the pages' long-polls
+
+	b := chromium.New(t)
+	a, c := b.Tab(), b.NewTab()
+	navigate(t, a, proxy.URL+"/test.html")
+	navigate(t, c, proxy.URL+"/test.html")
+	hash := eval[string](t, a, `(async () => { `+genJS+`
+		window.node = await p2pcdn.connect({iceServers: []});
+		return (await node.seed(new Blob([gen(300000)]), {name: "f.bin"})).full_hash; })()`)
+	size := eval[int](t, c, fmt.Sprintf(`(async () => {
+		window.node = await p2pcdn.connect({iceServers: []});
+		return (await node.fetch(%q)).size; })()`, hash))
+	if size != 300000 {
+		t.Fatalf("fetched %d bytes through the long-polling fallback, want 300000", size)
+	}
+	for name, tab := range map[string]context.Context{"seeder": a, "fetcher": c} {
+		if h := eval[[]string](t, tab, `node.transports`); len(h) < 2 || h[0] != "websocket" || h[1] != "polling" || eval[string](t, tab, `node.transport`) != "polling" {
+			t.Errorf("%s transports = %q, want websocket, then polling for good", name, h)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if refused < 2 {
+		t.Errorf("the proxy refused %d WebSocket requests; the pages never tried one", refused)
 	}
 }
 
@@ -305,8 +361,8 @@ func TestHandler(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) || len(body) == 0 {
 			t.Errorf("GET %s: %d %q %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
 		}
-		if path == "/p2pcdn.js" && len(body) > 80<<10 {
-			t.Errorf("p2pcdn.js is %d bytes, budget is 80 KiB", len(body))
+		if path == "/p2pcdn.js" && len(body) > 88<<10 {
+			t.Errorf("p2pcdn.js is %d bytes, budget is 88 KiB", len(body))
 		}
 		checkGzip(t, base+path, body)
 		req, _ := http.NewRequest("GET", base+path, nil)
@@ -361,8 +417,8 @@ func checkGzip(t *testing.T, url string, plain []byte) {
 	if err != nil || !bytes.Equal(unz, plain) {
 		t.Errorf("GET %s: gzip body does not decompress to the plain one (%v)", url, err)
 	}
-	if strings.HasSuffix(url, ".js") && len(z) > 24<<10 {
-		t.Errorf("p2pcdn.js is %d bytes gzipped, budget is 24 KiB", len(z))
+	if strings.HasSuffix(url, ".js") && len(z) > 26<<10 {
+		t.Errorf("p2pcdn.js is %d bytes gzipped, budget is 26 KiB", len(z))
 	}
 	t.Logf("%s: %d bytes, %d gzipped", url, len(plain), len(z))
 	if r2, _ := get("gzip", resp.Header.Get("ETag")); r2.StatusCode != http.StatusNotModified {

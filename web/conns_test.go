@@ -9,9 +9,10 @@ import (
 )
 
 // countPCsJS wraps RTCPeerConnection so that window.pcs counts the peer
-// connections the page creates (the library's and any other).
+// connections of the page that connected (the library's and any other).
 const countPCsJS = `window.pcs = 0; { const PC = window.RTCPeerConnection;
-	window.RTCPeerConnection = function (...a) { window.pcs++; return new PC(...a); };
+	window.RTCPeerConnection = function (...a) { const pc = new PC(...a);
+		pc.addEventListener("connectionstatechange", () => { if (pc.connectionState === "connected") window.pcs++; }); return pc; };
 	window.RTCPeerConnection.prototype = PC.prototype; } true`
 
 // assetsJS defines assets(n, seed): n Blobs of 20–300 KB (3 MB for 24),

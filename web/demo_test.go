@@ -272,7 +272,7 @@ func TestDemoPageWithoutHashList(t *testing.T) {
 		}
 		rp.ServeHTTP(w, r)
 	}))
-	defer proxy.Close()
+	t.Cleanup(proxy.Close) // after the browser's cleanup, which ends the pages' long-polls
 
 	b := chromium.New(t)
 	c := b.Tab()

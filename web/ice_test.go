@@ -107,20 +107,33 @@ func TestCleanICE(t *testing.T) {
 			{urls: ["turn:a.example:3478?transport=udp", "http://x"], username: "u", credential: "p"}, // http dropped
 			{urls: ["turn:a.example:3478"]},                                      // TURN without credentials: dropped
 			{urls: "stun:b.example", username: 5, credential: "p"},               // bad username: kept without it
+			{urls: ["stun:d.example", "turn:d.example?transport=tcp"], username: "v", credential: "w"}, // TURN after STUN keeps its credentials
 			{urls: 7}, null, "stun:c.example", {urls: ["stun:" + "x".repeat(600)]}, {urls: ["stun:has space"]},
 			{urls: ["stun:a.example:99999", "turn:a.example:1?transport=sctp", "stun:a?x"]}, // the browser's rules: port, transport, query
 			{urls: ["turn:a.example:1"], username: "", credential: ""},            // empty credentials
 		]);
 		let ok = true;
 		try { new RTCPeerConnection({iceServers: clean}).close(); } catch (e) { ok = e.message; }
-		return {clean, ok, notList: p2pcdn._internal.cleanIce({urls: "stun:x"}).length, many: p2pcdn._internal.cleanIce(Array(40).fill({urls: "stun:x"})).length};
+		// Plainly well-formed servers (as our mediator sends) pass without a throwaway connection.
+		const plain = [{urls: ["stun:[::1]:3478", "stun:m.example"]}, {urls: ["turn:10.0.0.1?transport=tcp", "turns:m.example:443?transport=tcp"], username: "1:" + "u".repeat(254), credential: "p".repeat(256)}];
+		let made = 0; const PC = window.RTCPeerConnection;
+		window.RTCPeerConnection = function (...a) { made++; return new PC(...a); };
+		const plainKept = p2pcdn._internal.cleanIce(plain);
+		window.RTCPeerConnection = PC;
+		let plainOK = true;
+		try { new RTCPeerConnection({iceServers: plainKept}).close(); } catch (e) { plainOK = e.message; }
+		return {clean, ok, made, plainOK, plainKept: JSON.stringify(plainKept) === JSON.stringify(plain), notList: p2pcdn._internal.cleanIce({urls: "stun:x"}).length, many: p2pcdn._internal.cleanIce(Array(40).fill({urls: "stun:x"})).length};
 	})()`)
-	want := `[{"urls":["stun:a.example:3478"]},{"credential":"p","urls":["turn:a.example:3478?transport=udp"],"username":"u"},{"urls":["stun:b.example"]}]`
+	want := `[{"urls":["stun:a.example:3478"]},{"credential":"p","urls":["turn:a.example:3478?transport=udp"],"username":"u"},{"urls":["stun:b.example"]},` +
+		`{"credential":"w","urls":["stun:d.example","turn:d.example?transport=tcp"],"username":"v"}]`
 	if s := mustJSON(t, got["clean"]); s != want {
 		t.Errorf("cleanIce kept\n %s\nwant\n %s", s, want)
 	}
-	if got["ok"] != true {
-		t.Errorf("RTCPeerConnection refused what cleanIce kept: %v", got["ok"])
+	if got["ok"] != true || got["plainOK"] != true {
+		t.Errorf("RTCPeerConnection refused what cleanIce kept: %v, %v", got["ok"], got["plainOK"])
+	}
+	if got["made"] != 0.0 || got["plainKept"] != true {
+		t.Errorf("plainly well-formed servers: %v throwaway connections (want 0), all kept: %v", got["made"], got["plainKept"])
 	}
 	if got["notList"] != 0.0 || got["many"] != 8.0 {
 		t.Errorf("cleanIce of a non-list kept %v entries (want 0); of 40 kept %v (want the first 8)", got["notList"], got["many"])

@@ -33,7 +33,6 @@
   const WAIT = 20000; // for an answer, for ICE, for a data channel to open
   const IDLE = 30000; // a connection with no channel left closes after this
   const ICE_QUIET = 5000; // no check answered this long after the last candidate: ICE failed
-  const WS_WAIT = 5000; // then a mediator WebSocket that has not opened falls back to polling
   const GRACE = 3000; // after ICE failed with every peer found, before fetch gives up
   const FETCH_TIMEOUT = 30000; // fetch gives up after this long without progress
   const LABEL = 'p2pcdn/'; // + full hash: our data channels' labels
@@ -224,8 +223,8 @@
 
   // ---------- Engine.IO 4 / Socket.IO 5 client ----------
   // One EngineSession is one Engine.IO connection (WebSocket, or polling
-  // maybe upgraded). MediatorLink owns sessions and reconnects with backoff;
-  // it starts with WebSocket and falls back to polling if that cannot open.
+  // maybe upgraded to WebSocket). MediatorLink owns sessions and reconnects
+  // with backoff.
   class EngineSession {
     constructor(urls, transports, h) {
       this.urls = urls; this.transports = transports; this.h = h;
@@ -343,15 +342,16 @@
       this.h.onTransport('websocket');
       this._own(ws);
       ws.onopen = () => { for (const p of this.outbox.splice(0)) ws.send(p); };
-      this.wsTimer = setTimeout(() => this.sid || this.close('websocket did not open within ' + WS_WAIT + ' ms'), WS_WAIT);
+      // A proxy may hold a WebSocket it will never open: give up on it.
+      setTimeout(() => this.sid || this.close('websocket did not open within 5 s'), 5000);
     }
     close(reason) {
       if (this.closed) return;
       this.closed = true;
-      clearTimeout(this.pingTimer); clearTimeout(this.wsTimer);
+      clearTimeout(this.pingTimer);
       this.abort.abort();
       if (this.ws) { try { this.ws.close(); } catch (e) { /* closing anyway */ } }
-      this.h.onClose(reason, !this.sid && this.transport === 'websocket');
+      this.h.onClose(reason);
     }
   }
 
@@ -373,12 +373,14 @@
     start() { this._open(); }
     _open() {
       if (this.closed) return;
-      const transports = this.wsFailed ? ['polling', 'websocket'].filter((t) => this.transports.includes(t)) : this.transports;
-      const s = new EngineSession(this.urls, transports, {
+      // Once a WebSocket failed to open, start with long-polling (which
+      // still tries to upgrade) for good.
+      const order = this.wsFailed ? ['polling', 'websocket'].filter((t) => this.transports.includes(t)) : this.transports;
+      const s = new EngineSession(this.urls, order, {
         onOpen: () => s.send('40'),
         onTransport: (t) => { if (this.session === s) { this.transport = t; this.history.push(t); this.emit('transport', t); } },
         onMessage: (m) => this._onMessage(s, m),
-        onClose: (why, wsFailed) => this._onClose(s, why, wsFailed),
+        onClose: (why) => this._onClose(s, why),
       });
       this.session = s;
       s.start();
@@ -393,19 +395,18 @@
       if (!Array.isArray(arr) || typeof arr[0] !== 'string') return;
       this.emit('event', arr[0], arr.slice(1));
     }
-    _onClose(s, why, wsFailed) {
+    _onClose(s, why) {
       if (this.session !== s) return;
       this.session = null;
+      if (!s.sid && s.transport === 'websocket' && !this.wsFailed && !this.closed && this.transports.includes('polling')) {
+        this.wsFailed = true;
+        this.log('no WebSocket to the mediator (' + why + '); falling back to long-polling');
+        return this._open();
+      }
       const was = this.connected;
       this.connected = false;
       if (was) this.emit('disconnect', why);
       if (this.closed) return;
-      if (wsFailed && !this.wsFailed && this.transports.includes('polling')) {
-        this.wsFailed = true;
-        this.log('mediator WebSocket failed (' + why + '), trying polling');
-        this.timer = setTimeout(() => this._open());
-        return;
-      }
       const delay = Math.min(5000, 500 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
       this.log('mediator connection lost (' + why + '), retrying in ' + Math.round(delay) + ' ms');
       this.timer = setTimeout(() => this._open(), delay);
@@ -441,33 +442,35 @@
 
   // cleanIce keeps the ICE servers of a list from the network that this
   // browser takes: one it refuses would make every RTCPeerConnection throw.
-  // Beyond a first sieve, each URL is tried on a throwaway connection, since
-  // the rules (ports, transport, credentials' lengths) are the browser's;
-  // verdicts are kept (a mediator repeats its URLs with fresh credentials).
+  // A plainly well-formed URL passes; any other is tried on a throwaway
+  // connection, since the rules (ports, transport, credentials' lengths) are
+  // the browser's; verdicts are kept (a mediator repeats its URLs).
   const iceVerdicts = new Map();
+  const PLAIN_ICE = /^(stuns?:|turns?:)(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:(\d{1,5}))?(\?transport=(udp|tcp))?$/i;
   function cleanIce(list) {
     const out = [], str = (v) => typeof v === 'string' && v.length <= 512;
+    const plain = (server) => {
+      const m = PLAIN_ICE.exec(server.urls[0]), cred = (v) => typeof v === 'string' && v.length > 0 && v.length <= 256;
+      return !!m && (!m[4] || (+m[4] > 0 && +m[4] < 65536)) && (/^stun/i.test(m[1]) ? !m[5] : cred(server.username) && cred(server.credential));
+    };
     const takes = (server) => {
+      if (plain(server)) return true;
       const key = JSON.stringify([server.urls[0], server.username && server.username.length, server.credential && server.credential.length]);
+      const keep = (ok) => { if (iceVerdicts.size >= 64) iceVerdicts.delete(iceVerdicts.keys().next().value); iceVerdicts.set(key, ok); return ok; };
       if (iceVerdicts.has(key)) return iceVerdicts.get(key);
       try { new RTCPeerConnection({ iceServers: [server] }).close(); } catch (e) {
-        // Refused, or (an error of another kind: too many connections) not
-        // verified now: either way not kept, but only a refusal is final.
-        if (!['SyntaxError', 'InvalidAccessError', 'TypeError', 'NotSupportedError'].includes(e.name)) return false;
-        if (iceVerdicts.size >= 64) iceVerdicts.delete(iceVerdicts.keys().next().value);
-        iceVerdicts.set(key, false);
-        return false;
+        // Refused, or not verified now (another error: too many connections):
+        // not kept either way, but only a refusal is final.
+        return ['SyntaxError', 'InvalidAccessError', 'TypeError', 'NotSupportedError'].includes(e.name) && keep(false);
       }
-      if (iceVerdicts.size >= 64) iceVerdicts.delete(iceVerdicts.keys().next().value);
-      iceVerdicts.set(key, true);
-      return true;
+      return keep(true);
     };
     for (const s of Array.isArray(list) ? list.slice(0, 8) : []) {
       if (!s || typeof s !== 'object') continue;
       const auth = str(s.username) && str(s.credential) ? { username: s.username, credential: s.credential } : {};
       const urls = (Array.isArray(s.urls) ? s.urls : [s.urls]).slice(0, 8)
         .filter((u) => str(u) && /^(stuns?|turns?):[^\s]+$/.test(u) && takes({ urls: [u], ...auth }));
-      if (urls.length) out.push(/^turns?:/.test(urls.join(' ')) ? { urls, ...auth } : { urls });
+      if (urls.length) out.push(urls.some((u) => /^turns?:/.test(u)) ? { urls, ...auth } : { urls });
     }
     return out;
   }
@@ -519,6 +522,8 @@
       this.remote.add(candKind(c.candidate)); this.heard = Date.now();
       if (this.cand) this.cand(c); else if (this.early.length < 64) this.early.push(c);
     }
+    // _sender sends a local candidate to the remote as a signal, as simple-peer does.
+    _sender(hash) { return (c) => c && !this.closed && this.node._sig(hash, this.remoteId, { type: 'candidate', candidate: c.toJSON() }); }
     _cands() {
       this.cand = (c) => this.pc.addIceCandidate(c).catch((e) => this.node.log('bad candidate:', e.message));
       this.early.splice(0).forEach(this.cand);
@@ -533,7 +538,8 @@
       try {
         const pc = this._start();
         let sent = false;
-        if (node.trickle) pc.addEventListener('icecandidate', (e) => sent && e.candidate && !this.closed && node._sig(t.hash, this.remoteId, { type: 'candidate', candidate: e.candidate.toJSON() }));
+        const send = this._sender(t.hash);
+        if (node.trickle) pc.addEventListener('icecandidate', (e) => sent && send(e.candidate));
         w.attach(this, pc.createDataChannel(LABEL + t.hash, { ordered: true }));
         const answered = new Promise((resolve) => { this.onAnswer = resolve; });
         await pc.setLocalDescription(await pc.createOffer());
@@ -563,7 +569,7 @@
       try {
         const pc = this._start();
         let early = [];
-        const send = (c) => c && !this.closed && node._sig(t.hash, this.remoteId, { type: 'candidate', candidate: c.toJSON() });
+        const send = this._sender(t.hash);
         if (trickle) pc.addEventListener('icecandidate', (e) => early ? early.push(e.candidate) : send(e.candidate));
         this._remoteSDP(sdp);
         await pc.setRemoteDescription({ type: 'offer', sdp });
@@ -629,6 +635,7 @@
       this.closed = true; this.node.nconns--;
       clearTimeout(this.timer); clearTimeout(this.idle);
       if (this.node.conns.get(this.remoteId) === this) this.node.conns.delete(this.remoteId);
+      if (this.node.single.get(this.remoteId + this.hash) === this) this.node.single.delete(this.remoteId + this.hash);
       if (this.onAnswer) this.onAnswer(null);
       this.node.log('connection with', this.remoteId.slice(0, 8), 'closed:', why);
       if (fail && !this.open) for (const h of new Set(this.hashes())) { const t = this.node.transfers.get(h); if (t) t._failed(this.remoteId, fail, this); }
@@ -1212,9 +1219,13 @@
       this.cacheEnabled = !!opts.cache;
       this.debug = !!opts.debug;
       this.transfers = new Map();
-      this.conns = new Map(); this.nconns = 0; // shared connections by remote peer id; all connections
+      // Connections: shared ones (or dials not answered yet) by remote peer
+      // id, single-file ones (prototype peers) by id + hash; a count of all.
+      this.conns = new Map(); this.single = new Map(); this.nconns = 0;
       this.mediatorIce = []; this.iceTimer = null; this.iceAsked = false; this.capabilities = null; this.outq = null;
       this.closed = false; this.established = false;
+      // WebSocket first (a quarter of long-polling's handshake time, measured),
+      // long-polling if it does not open.
       this.link = new MediatorLink(opts.mediator, opts.transports || ['websocket', 'polling'], (...a) => this.log(...a));
       this.link.on('connect', () => this.link.send('handshake', this.peerId, 0));
       this.link.on('disconnect', () => { this.established = false; });
@@ -1272,9 +1283,9 @@
         let sig;
         try { sig = JSON.parse(data); } catch (e) { return this.log('ignoring a malformed signal from', from.slice(0, 8)); }
         let c = this.conns.get(from);
-        if (!c || c.hash !== hash) { const w = t.wires.get(from); c = w && w.conn; }
+        if (!c || c.hash !== hash) c = this.single.get(from + hash);
         const cand = sig && sig.candidate;
-        if (cand && typeof cand.candidate === 'string') { if (c && c.addCandidate) c.addCandidate(cand); return; }
+        if (cand && typeof cand.candidate === 'string') { if (c) c.addCandidate(cand); return; }
         if (!sig || typeof sig.sdp !== 'string') return;
         if (sig.type === 'offer') this._answer(t, from, sig);
         else if (sig.type === 'answer' && c && c.onAnswer && c.hash === hash) c.onAnswer(sig);
@@ -1343,20 +1354,22 @@
     // file, and the files queued on it get connections of their own.
     _unshare(c) {
       if (this.conns.get(c.remoteId) === c) this.conns.delete(c.remoteId);
+      this.single.set(c.remoteId + c.hash, c);
       const q = [...c.queue];
       c.queue.clear();
       for (const h of q) { const t = this.transfers.get(h); if (t && t.wanted && !t.complete) this._connect(t, c.remoteId); }
     }
     _answer(t, id, sig) {
       if (!t.info && !t.wanted) return;
-      const ours = this.trickle && sig.p2pcdn === 1;
-      const old = ours ? this.conns.get(id) : t.wires.get(id) && t.wires.get(id).conn;
+      const ours = this.trickle && sig.p2pcdn === 1, d = this.conns.get(id);
+      // The connection this offer replaces: ours with that peer, or its one for this file.
+      const old = ours ? d : this.single.get(id + t.hash) || (d && d.hash === t.hash && !d.answered ? d : null);
       let requeue = [];
-      if (old && old.close) {
+      if (old) {
         // Both sides dialled each other: the offer of the higher id wins.
         if (old.initiator && !old.answered && this.peerId > id) return;
         requeue = old.hashes();
-        if (old.queue) old.queue.clear();
+        old.queue.clear();
         old.close(old.open ? 'replaced by a new connection' : 'crossed offers');
       }
       if (this.nconns >= MAX_CONNS || t.wires.size >= MAX_WIRES) return;
@@ -1364,7 +1377,7 @@
       if (ours) {
         this.conns.set(id, c);
         for (const h of requeue) if (h !== t.hash) c.queue.add(h);
-      }
+      } else this.single.set(id + t.hash, c);
       c.answer(t, sig.sdp, sig.trickle === true);
       if (!ours) for (const h of requeue) { const o = this.transfers.get(h); if (h !== t.hash && o && o.wanted && !o.complete) this._connect(o, id); }
     }
@@ -1461,7 +1474,7 @@
       this.closed = true;
       clearInterval(this.ticker); clearTimeout(this.iceTimer);
       this.link.close();
-      for (const c of [...this.conns.values()]) c.close('node closed');
+      for (const c of [...this.conns.values(), ...this.single.values()]) c.close('node closed');
       for (const t of this.transfers.values()) {
         for (const w of [...t.wires.values()]) w.close('node closed');
         t._reject(fail('CLOSED', 'node closed before the file was complete', t.found.size));

@@ -169,3 +169,36 @@ func benchTrickle(b *testing.B, ice string) {
 	b.ReportMetric(complete/n*1000, "complete-ms/fetch")
 	b.ReportMetric(trickle/complete, "trickle/complete")
 }
+
+// TestCandidatesAfterUnmarkedOffer: an unmarked offer without candidates,
+// followed by its candidates as signals (simple-peer with trickle on), gets
+// them applied to the connection it set up, a single-file one.
+func TestCandidatesAfterUnmarkedOffer(t *testing.T) {
+	base := startMediator(t).URL()
+	b := chromium.New(t)
+	navigate(t, b.Tab(), base+"/test.html")
+	got := eval[map[string]any](t, b.Tab(), `(async () => { `+genJS+`
+		const node = await p2pcdn.connect({iceServers: []});
+		const hash = (await node.seed(new Blob([gen(1000)]), {name: "c.bin"})).full_hash, from = "ab".repeat(20);
+		node.link.send = () => true; // the answer goes nowhere
+		const pc = new RTCPeerConnection({iceServers: []}), cands = [];
+		pc.onicecandidate = (e) => e.candidate && cands.push(e.candidate.toJSON());
+		pc.createDataChannel("x");
+		await pc.setLocalDescription();
+		await new Promise((r) => setTimeout(r, 300));
+		const bare = pc.localDescription.sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:")).join("\r\n");
+		node._onEvent("signal", [hash, from, JSON.stringify({type: "offer", sdp: bare})]);
+		for (const c of cands) node._onEvent("signal", [hash, from, JSON.stringify({candidate: c})]);
+		const c = node.single.get(from + hash);
+		await new Promise((r) => setTimeout(r, 300));
+		const remote = [];
+		if (c && c.pc) (await c.pc.getStats()).forEach((s) => { if (s.type === "remote-candidate") remote.push(s.candidateType); });
+		pc.close(); node.close();
+		return {single: !!c, shared: node.conns.size, sent: cands.length, remote}; })()`)
+	if got["single"] != true {
+		t.Fatalf("the unmarked offer set up no single-file connection: %v", got)
+	}
+	if r, _ := got["remote"].([]any); len(r) == 0 || got["sent"] == 0.0 {
+		t.Errorf("the candidates that followed the offer were not applied: %v", got)
+	}
+}

@@ -58,3 +58,14 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpDefaultsTellTheTruth: a flag whose zero value means "no limit"
+// does not show as "(default: 0s)", which reads as zero seconds.
+func TestHelpDefaultsTellTheTruth(t *testing.T) {
+	seedHelp, _, _ := runApp(t, "seed", "--help")
+	for _, line := range strings.Split(seedHelp, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "--for DURATION ") && !strings.Contains(line, "(default: until interrupted)") {
+			t.Errorf("seed --help: %q", line)
+		}
+	}
+}

@@ -107,17 +107,17 @@ func runGet(cctx *cli.Context) error {
 	if mediatorURL == "" {
 		mediatorURL = "ws://" + defaultMediatorAddr
 	}
-	log := newLogger(cctx)
+	status := termstatus.New(os.Stderr)
+	defer status.Close()
+	log := newLogger(cctx, status)
 	rtcCfg, err := rtcConfig(cctx, log)
 	if err != nil {
 		return err
 	}
 
-	status := termstatus.New(os.Stderr)
-	defer status.Close()
 	ui := &getUI{status: status, verbose: cctx.Bool("verbose"), stderr: os.Stderr, jobs: jobs,
 		progress: make([]fetch.Progress, len(jobs)), state: make([]jobState, len(jobs)), start: time.Now()}
-	ui.show()
+	status.Set("connecting to the mediator at %s…", mediatorURL)
 
 	ctx := cctx.Context
 	// --verbose shows where the time went, step by step: the round trips of a download (with several
@@ -129,6 +129,7 @@ func runGet(cctx *cli.Context) error {
 		ctx = timeline.NewContext(ctx, tl)
 	}
 	session, err := fetch.Dial(ctx, fetch.Config{Mediator: mediatorURL, RTC: rtcCfg, Logger: log, GetPeers: hashesOf(jobs)})
+	ui.show()
 	if err != nil {
 		if ctx.Err() != nil {
 			return withCode(exitInterrupted, errors.New("interrupted while connecting to the mediator"))

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -89,12 +91,23 @@ func onUsageError(cctx *cli.Context, err error, _ bool) error {
 	return usageErrorf("%w (see %s --help)", err, name)
 }
 
+// envCPUProfile names a file to write a CPU profile of the whole run to (pprof format), for
+// performance work (bench/README.md).
+const envCPUProfile = "P2PCDN_CPUPROFILE"
+
 func main() {
 	start := time.Now()
+	// Packages that log through the default logger (the hash cache's
+	// warnings) print as the commands' own warnings do.
+	slog.SetDefault(slog.New(newUserHandler(func(line string) { fmt.Fprintln(os.Stderr, line) })))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp()
 	app.Metadata[startKey] = start
-	err := app.RunContext(ctx, os.Args)
+	stopProfile, err := startProfile(os.Getenv(envCPUProfile))
+	if err == nil {
+		err = app.RunContext(ctx, os.Args)
+		stopProfile()
+	}
 	stop()
 	wantJSON, _ := app.Metadata[metaJSON].(bool)
 	if !wantJSON && err != nil {
@@ -114,6 +127,27 @@ func processStart(cctx *cli.Context) time.Time {
 		return t
 	}
 	return time.Now()
+}
+
+// startProfile starts a CPU profile into path, if set, and returns what stops it.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "p2pcdn: %s: %v\n", envCPUProfile, err)
+		}
+	}, nil
 }
 
 // report prints err for the user, once, on one line (and as a JSON object on

@@ -110,7 +110,7 @@ func mediatorCommand() *cli.Command {
 			&cli.DurationFlag{
 				Name:  "handshake-timeout",
 				Value: mediator.DefaultHandshakeTimeout,
-				Usage: "close connections that have not handed shake this `DURATION` after they opened",
+				Usage: "close connections that have not completed the handshake `DURATION` after they opened",
 			},
 			&cli.BoolFlag{
 				Name:  "no-dht",

@@ -13,6 +13,7 @@ import (
 	"github.com/p2pcdn/p2pcdn/internal/mediator"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/socketio"
+	"github.com/p2pcdn/p2pcdn/internal/termstatus"
 	"github.com/p2pcdn/p2pcdn/web"
 )
 
@@ -47,13 +48,14 @@ func peerFlags(mediatorDefault string) []cli.Flag {
 	}
 }
 
-// newLogger logs to stderr, at debug level with --verbose.
-func newLogger(cctx *cli.Context) *slog.Logger {
-	level := slog.LevelWarn
+// newLogger logs to stderr: everything, as a developer's log, with
+// --verbose; else only warnings and errors, as one line each for the user,
+// printed above the status line.
+func newLogger(cctx *cli.Context, status *termstatus.Line) *slog.Logger {
 	if cctx.Bool("verbose") {
-		level = slog.LevelDebug
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(newUserHandler(func(line string) { status.Println(os.Stderr, line) }))
 }
 
 // mediatorFlag returns --mediator, checked: a malformed address is a usage

@@ -39,8 +39,9 @@ func seedCommand() *cli.Command {
 			"hashed and announced, or finished, once they have been quiet for a moment.",
 		Flags: append(peerFlags("run an embedded mediator on "+defaultMediatorAddr+" (with the demo page at http://"+defaultMediatorAddr+"/)"),
 			&cli.DurationFlag{
-				Name:  "for",
-				Usage: "seed for `DURATION` (e.g. 10m) from when every file is announced (hashing does not count), then exit 0",
+				Name:        "for",
+				Usage:       "seed for `DURATION` (e.g. 10m) from when every file is announced (hashing does not count), then exit 0",
+				DefaultText: "until interrupted",
 			},
 			&cli.BoolFlag{
 				Name:  "watch",
@@ -53,7 +54,7 @@ func seedCommand() *cli.Command {
 			},
 			&cli.StringFlag{
 				Name:  "manifest",
-				Usage: "write a manifest of the seeded files (relative paths and info dictionaries) to `FILE`, for `p2pcdn get --manifest`",
+				Usage: "write a manifest of the files found at the start (relative paths and info dictionaries) to `FILE`, for `p2pcdn get --manifest`",
 			},
 			&cli.BoolFlag{
 				Name:  "json",
@@ -88,7 +89,9 @@ func runSeed(cctx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cctx)
+	status := termstatus.New(os.Stderr)
+	defer status.Close()
+	log := newLogger(cctx, status)
 	rtcCfg, err := rtcConfig(cctx, log)
 	if err != nil {
 		return err
@@ -101,8 +104,6 @@ func runSeed(cctx *cli.Context) error {
 		defer ln.Close() // the transport closes it too; this covers an early return
 		rtcCfg.ICETCPListener = ln
 	}
-	status := termstatus.New(os.Stderr)
-	defer status.Close()
 	warnf := func(format string, args ...any) {
 		status.Println(os.Stderr, "p2pcdn: warning: "+fmt.Sprintf(format, args...))
 	}
@@ -123,7 +124,11 @@ func runSeed(cctx *cli.Context) error {
 	ctx, cancel := context.WithCancel(interrupted)
 	defer cancel()
 	if mediatorURL == "" {
-		stop, err := embedMediator(ctx, defaultMediatorAddr, log)
+		// The embedded mediator outlives the seeding (stop runs after
+		// seed.Run returned): stopped on the same signal, it would drop the
+		// seeder's own connection under it, which then waits for the goodbye
+		// it cannot send and warns that it lost its mediator.
+		stop, err := embedMediator(context.WithoutCancel(ctx), defaultMediatorAddr, log)
 		if err != nil {
 			return err
 		}
@@ -213,7 +218,8 @@ func runSeed(cctx *cli.Context) error {
 		},
 	})
 	if errors.Is(err, seed.ErrNothingToSeed) {
-		return err
+		// Each path's reason was a warning already: say it once.
+		return seed.ErrNothingToSeed
 	}
 	if err != nil {
 		if interrupted.Err() != nil {

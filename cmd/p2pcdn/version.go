@@ -16,6 +16,11 @@ func version() string {
 	if !ok {
 		return "unknown (built without module information)"
 	}
+	return versionOf(bi)
+}
+
+// versionOf is version for the build bi.
+func versionOf(bi *debug.BuildInfo) string {
 	v := bi.Main.Version
 	if v == "" {
 		v = "(devel)"
@@ -34,7 +39,9 @@ func version() string {
 	}
 	var b strings.Builder
 	b.WriteString(v)
-	if rev != "" {
+	// A build in a checkout is stamped with a pseudo-version that already
+	// holds the revision (and +dirty): v0.0.0-20260102150405-0123456789ab.
+	if rev != "" && !strings.Contains(v, rev[:min(12, len(rev))]) {
 		b.WriteString(" revision ")
 		b.WriteString(rev[:min(12, len(rev))])
 		if dirty {

@@ -170,8 +170,9 @@ type Session struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 
-	mu    sync.Mutex
-	asked map[string]bool // Config.GetPeers not yet taken by a Get
+	mu     sync.Mutex
+	asked  map[string]bool // Config.GetPeers not yet taken by a Get
+	active map[string]bool // hashes being fetched: one Link per hash on the Host
 }
 
 // Dial connects to cfg.Mediator as cfg.PeerID and sets up the transport
@@ -233,6 +234,23 @@ func (s *Session) Get(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Logger = s.log
 	}
 	log := cfg.Logger
+	s.mu.Lock()
+	busy := s.active[cfg.Hash]
+	if !busy {
+		if s.active == nil {
+			s.active = make(map[string]bool)
+		}
+		s.active[cfg.Hash] = true
+	}
+	s.mu.Unlock()
+	if busy {
+		return nil, fmt.Errorf("%s is being fetched in this session already", cfg.Hash)
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.active, cfg.Hash)
+		s.mu.Unlock()
+	}()
 	if cfg.Info != nil {
 		// Known content: a file already in place needs no network at all.
 		if res, err := alreadyThere(ctx, cfg.Output, cfg.Info); res != nil || err != nil {

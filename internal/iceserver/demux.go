@@ -65,12 +65,13 @@ func (d *Demux) STUN() net.PacketConn { return d.stun }
 func (d *Demux) DHT() net.PacketConn { return d.dht }
 
 // Run reads the socket until ctx ends or the socket fails, then closes the
-// socket and both sides. It returns nil after ctx ended.
+// socket. It returns nil after ctx ended. Each side is left to its user to
+// close: a side's reader then sees no more datagrams, but no error either
+// until its own Close. (The DHT library panics on a read error it did not
+// cause by closing, and both users stop on the same context as Run.)
 func (d *Demux) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { d.conn.Close() })
 	defer stop()
-	defer d.stun.Close()
-	defer d.dht.Close()
 	defer d.conn.Close()
 	buf := make([]byte, maxDatagram)
 	for {

@@ -203,3 +203,33 @@ func TestSTUNBindingBesideDHT(t *testing.T) {
 		t.Fatalf("ping answered by %v, want our node %x", id, node.ID())
 	}
 }
+
+// TestDemuxLeavesSidesToTheirUsers: when Run ends, a side's reader gets no
+// error until its user closes the side. The DHT library panics on a read
+// error it did not cause by closing, and the mediator stops the Demux and
+// the DHT on one context, in no set order.
+func TestDemuxLeavesSidesToTheirUsers(t *testing.T) {
+	pc := listenUDP(t)
+	d, err := NewDemux(pc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	buf := make([]byte, 64)
+	for _, side := range []net.PacketConn{d.DHT(), d.STUN()} {
+		side.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, _, err := side.ReadFrom(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a side's read after Run ended: %v, want to wait for its own Close", err)
+		}
+		side.Close()
+		if _, _, err := side.ReadFrom(buf); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("a side's read after its Close: %v", err)
+		}
+	}
+}

@@ -1,10 +1,13 @@
 package peering
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/swarm"
 	"github.com/p2pcdn/p2pcdn/internal/testpeer"
@@ -165,4 +168,62 @@ func connWith(l *Link, peer string) *pconn {
 		return c
 	}
 	return l.h.single[pkey{peer, l.hash}]
+}
+
+// TestRefusedChannelFloodClosesConnection: a peer that keeps opening channels for files we do not
+// have (each refused channel costs a drain of up to 10 s with a 256 KiB buffer) loses its connection
+// after a small burst, instead of being refused channel after channel for as long as it likes.
+func TestRefusedChannelFloodClosesConnection(t *testing.T) {
+	_, url := startMediator(t)
+	paths, infos := testFiles(t, 1)
+	hash := infos[0].FullHash
+	seeder := newHostPeer(t, url, id(1), HostConfig{})
+	seeder.host.Join(LinkConfig{Hash: hash, Torrent: seedTorrent(t, paths[0], infos[0], id(1))})
+
+	// The attacker: a peer of ours by its signals, dialing the seeder by hand.
+	client := testpeer.Dial(t, url, id(2))
+	sub := client.Subscribe(hash)
+	t.Cleanup(sub.Close)
+	recv := make(chan string, 64)
+	go func() {
+		for ev := range sub.C {
+			if s, ok := ev.(mediatorclient.Signal); ok && s.From == id(1) {
+				recv <- s.Data
+			}
+		}
+	}()
+	send := func(ctx context.Context, sig string) error { return client.Signal(ctx, hash, id(1), sig) }
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	peer, _, err := testpeer.Transport(t).DialPeer(ctx, rtc.Options{Label: labelPrefix + hash}, send, recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+
+	const tries = 200
+	refused := 0
+	for i := range tries {
+		c, err := peer.OpenChannel(ctx, labelPrefix+fmt.Sprintf("%040x", 1000+i))
+		if err != nil {
+			break // the connection is gone
+		}
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a channel for a file the seeder does not have was served")
+		}
+		c.Close()
+		refused++
+	}
+	if refused == tries {
+		t.Fatalf("all %d channels refused one by one, the connection still up", tries)
+	}
+	select {
+	case <-peer.Done():
+	case <-ctx.Done():
+		t.Fatalf("the connection is still up after %d refused channels", refused)
+	}
+	if refused > refusalBurst+4 {
+		t.Errorf("%d channels refused before the connection closed, want about %d", refused, refusalBurst)
+	}
+	eventually(t, "the seeder to forget the connection", func() bool { return seeder.host.Conns() == 0 })
 }

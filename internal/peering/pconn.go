@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/swarm"
@@ -46,6 +48,8 @@ type pconn struct {
 	chans  map[string]*channel // by hash
 	queue  map[string]bool     // files to open channels for once open
 	idle   *time.Timer
+	// refusals budgets the remote's channels we refuse (see refusalBurst).
+	refusals *rate.Limiter
 }
 
 // channel is one file's wire session on a connection.
@@ -61,6 +65,7 @@ func (h *Host) newConnLocked(remote, hash string, initiator, shared bool, addr s
 		remote: remote, hash: hash, initiator: initiator, ctx: ctx, cancel: cancel,
 		recv: make(chan string, recvSignals), started: time.Now(), shared: shared, addr: addr,
 		chans: make(map[string]*channel), queue: make(map[string]bool),
+		refusals: rate.NewLimiter(rate.Every(refusalEvery), refusalBurst),
 	}
 	h.conns[c] = true
 	if shared {
@@ -280,23 +285,35 @@ func (h *Host) incoming(c *pconn, conn rtc.Conn) {
 		}
 	}
 	if !ok || l == nil || l.closed || l.banned[c.remote] || len(c.chans) >= h.cfg.MaxChannels {
-		_ = conn.Close()
+		h.refuseLocked(c, conn)
 		return
 	}
 	if old := c.chans[hash]; old != nil {
 		// Both sides opened a channel for the file at once: the higher id's
 		// stays.
 		if !old.initiator || h.selfID() > c.remote {
-			_ = conn.Close()
+			h.refuseLocked(c, conn)
 			return
 		}
 		old.cancel()
 		delete(c.chans, hash)
 	} else if l.sessionsLocked() >= l.maxPeers {
-		_ = conn.Close()
+		h.refuseLocked(c, conn)
 		return
 	}
 	h.serveLocked(c, l, conn, false)
+}
+
+// refuseLocked closes a channel the remote opened, and the whole connection
+// once the remote has spent its budget of refused channels: each costs us a
+// drain, and an honest peer rarely meets a refusal.
+func (h *Host) refuseLocked(c *pconn, conn rtc.Conn) {
+	_ = conn.Close()
+	if !c.refusals.Allow() {
+		h.log.Debug("peer keeps opening channels we refuse; closing the connection", "peer", c.remote,
+			"label", conn.Label())
+		h.dropLocked(c)
+	}
 }
 
 // openChannelLocked opens a channel for l's file on the open shared

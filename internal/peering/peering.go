@@ -48,6 +48,16 @@ const (
 	// refusedMemory: a peer that refused a file's channel (it does not have
 	// the file) is not asked for it again for this long.
 	refusedMemory = 10 * time.Second
+	// refusalBurst and refusalEvery: a remote may open channels we refuse
+	// (a file we do not have, a label that names none, past MaxChannels) in
+	// bursts of refusalBurst, then one per refusalEvery; beyond that its
+	// connection is closed. Our own peers ask only for files a mediator
+	// says we have, so they rarely meet a refusal; a hostile one would
+	// otherwise make us pay for channel after channel (each refused channel
+	// is drained for up to 10 s with a 256 KiB buffer: 600 MB for 3,000
+	// refusals in 16 s).
+	refusalBurst = 16
+	refusalEvery = 2 * time.Second
 	// maxRecords bounds the per-peer records a Host or Link keeps (failures,
 	// refusals, prototype peers).
 	maxRecords = 1024

@@ -24,7 +24,7 @@ func FuzzClassify(f *testing.F) {
 	}
 	cert := testcert.New(f, "localhost")
 	m := &Mux{
-		cfg:  Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, SniffTimeout: 200 * time.Millisecond},
+		cfg:  Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, SniffTimeout: 200 * time.Millisecond, MaxPending: 16},
 		log:  slog.New(slog.DiscardHandler),
 		http: newSubListener(nil),
 		stun: newSubListener(nil),
@@ -37,7 +37,7 @@ func FuzzClassify(f *testing.F) {
 			io.Copy(io.Discard, client) // answers of a TLS handshake attempt
 		}()
 		done := make(chan struct{})
-		go func() { defer close(done); m.classify(context.Background(), server) }()
+		go func() { defer close(done); m.classify(context.Background(), server, m.admit(server)) }()
 		var got net.Conn
 		var side string
 		select {

@@ -7,11 +7,13 @@
 // decrypted stream is classified again); a STUN header (top two bits 00 and
 // the magic cookie at bytes 4..8) is STUN/TURN; anything else is handed to
 // HTTP, whose server answers garbage itself. At most MaxPending connections
-// are being classified at once; more are closed.
+// are being classified at once; a new one beyond that closes the one that has
+// waited longest, so clients that say nothing cannot keep others out.
 package portmux
 
 import (
 	"bufio"
+	"container/list"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -36,7 +38,10 @@ type Config struct {
 	// SniffTimeout bounds the wait for a connection's first bytes (and its
 	// TLS handshake).
 	SniffTimeout time.Duration
-	// MaxPending caps connections being classified at once.
+	// MaxPending caps connections being classified at once. When a new
+	// connection finds them all taken, the oldest is closed: a real client
+	// sends its first bytes at once, so the oldest is the likeliest to be
+	// one that never will.
 	MaxPending int
 	// Logger receives debug logs of refused connections; nil: slog.Default().
 	Logger *slog.Logger
@@ -49,8 +54,10 @@ type Mux struct {
 	cfg        Config
 	log        *slog.Logger
 	http, stun *subListener
-	pending    chan struct{}
 	wg         sync.WaitGroup
+
+	mu      sync.Mutex
+	pending list.List // of *pendingConn being classified, oldest first
 }
 
 // New wraps ln.
@@ -61,7 +68,7 @@ func New(ln net.Listener, cfg Config) *Mux {
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = DefaultMaxPending
 	}
-	m := &Mux{ln: ln, cfg: cfg, log: cfg.Logger, pending: make(chan struct{}, cfg.MaxPending)}
+	m := &Mux{ln: ln, cfg: cfg, log: cfg.Logger}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -108,20 +115,54 @@ func (m *Mux) Run(ctx context.Context) error {
 			return err
 		}
 		delay = 0
-		select {
-		case m.pending <- struct{}{}:
-		default:
-			m.log.Debug("portmux: too many connections being classified; closing one", "remote", c.RemoteAddr().String())
-			c.Close()
-			continue
-		}
+		e := m.admit(c)
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			defer func() { <-m.pending }()
-			m.classify(ctx, c)
+			m.classify(ctx, c, e)
 		}()
 	}
+}
+
+// admit registers c as being classified. When MaxPending are already, the
+// oldest is evicted: its deadline passes at once, so its classify gives up
+// and closes it. (Closing new connections instead would let a few hundred
+// silent ones lock everybody out.)
+func (m *Mux) admit(c net.Conn) *list.Element {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending.Len() >= m.cfg.MaxPending {
+		old := m.pending.Remove(m.pending.Front()).(*pendingConn)
+		old.evicted = true
+		old.c.SetDeadline(time.Unix(1, 0))
+		m.log.Debug("portmux: too many connections being classified; closing the oldest", "remote", old.c.RemoteAddr().String())
+	}
+	return m.pending.PushBack(&pendingConn{c: c})
+}
+
+// pendingConn is an entry of Mux.pending; evicted is guarded by Mux.mu.
+type pendingConn struct {
+	c       net.Conn
+	evicted bool
+}
+
+// classified takes e off the pending list, and reports false if it was
+// evicted meanwhile (its deadline is then spent).
+func (m *Mux) classified(e *list.Element) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e.Value.(*pendingConn).evicted {
+		return false
+	}
+	m.pending.Remove(e) // a no-op after an earlier call
+	return true
+}
+
+// pendingLen is how many connections are being classified.
+func (m *Mux) pendingLen() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pending.Len()
 }
 
 // temporary reports a passing accept error (EMFILE, ECONNABORTED).
@@ -130,13 +171,15 @@ func temporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// classify reads c's first bytes and hands it on, or closes it.
-func (m *Mux) classify(ctx context.Context, c net.Conn) {
+// classify reads c's first bytes and hands it on, or closes it; e is its
+// place on the pending list.
+func (m *Mux) classify(ctx context.Context, c net.Conn, e *list.Element) {
 	deadline := time.Now().Add(m.cfg.SniffTimeout)
 	c.SetDeadline(deadline)
 	pc := &peekedConn{Conn: c, r: bufio.NewReaderSize(c, 64)}
 	first, err := pc.r.Peek(1)
 	if err != nil {
+		m.classified(e)
 		c.Close()
 		return
 	}
@@ -151,12 +194,14 @@ func (m *Mux) classify(ctx context.Context, c net.Conn) {
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
+			m.classified(e)
 			m.log.Debug("portmux: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 			c.Close()
 			return
 		}
 		pc = &peekedConn{Conn: tc, r: bufio.NewReaderSize(tc, 64), tls: tc}
 		if first, err = pc.r.Peek(1); err != nil {
+			m.classified(e)
 			tc.Close()
 			return
 		}
@@ -165,11 +210,16 @@ func (m *Mux) classify(ctx context.Context, c net.Conn) {
 	if first[0]&0xC0 == 0 {
 		hdr, _ := pc.r.Peek(8)
 		if !isSTUN(hdr) {
+			m.classified(e)
 			m.log.Debug("portmux: neither HTTP, STUN nor TLS; closing", "remote", c.RemoteAddr().String())
 			pc.Close()
 			return
 		}
 		to = m.stun
+	}
+	if !m.classified(e) {
+		pc.Close() // evicted just as its bytes came
+		return
 	}
 	pc.SetDeadline(time.Time{})
 	if !to.deliver(ctx, pc) {

@@ -142,19 +142,65 @@ func TestRefusals(t *testing.T) {
 	if err := tc.Handshake(); err == nil {
 		t.Fatal("TLS handshake succeeded without a certificate")
 	}
-	// Two silent connections fill the pending slots; a third is closed at
-	// once, the two stay (until the sniff timeout).
+	// Two silent connections fill the pending slots; a third that speaks at
+	// once is served, and the oldest silent one makes room for it.
 	a, b := dial(), dial()
-	for deadline := time.Now().Add(waitTimeout); len(m.pending) < 2; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(waitTimeout); m.pendingLen() < 2; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("silent connections not taken in")
 		}
 	}
-	if !closed(dial(), waitTimeout) {
-		t.Fatal("connection beyond MaxPending left open")
+	if got := get(t, http.DefaultClient, "http://"+addr+"/"); got != "hello "+addr {
+		t.Fatalf("HTTP past full pending slots: %q", got)
 	}
-	if closed(a, 100*time.Millisecond) || closed(b, 100*time.Millisecond) {
-		t.Fatal("a pending connection was closed early")
+	if !closed(a, waitTimeout) {
+		t.Fatal("the oldest silent connection was not closed to make room")
+	}
+	if closed(b, 100*time.Millisecond) {
+		t.Fatal("a younger pending connection was closed early")
+	}
+}
+
+// TestSilentFloodDoesNotLockOut: a client holding many more silent
+// connections than MaxPending (a few hundred sockets, re-opened as they time
+// out) must not keep others from the port, as it did when new connections
+// were the ones closed.
+func TestSilentFloodDoesNotLockOut(t *testing.T) {
+	cert := testcert.New(t, "localhost")
+	addr, stun, m := start(t, Config{MaxPending: 32, SniffTimeout: time.Minute,
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}})
+	for i := range 3 * 32 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if i%2 == 1 {
+			c.Write([]byte{0x16}) // the first byte of a TLS record, then nothing
+		}
+	}
+	for deadline := time.Now().Add(waitTimeout); m.pendingLen() < 32; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d silent connections pending, want 32", m.pendingLen())
+		}
+	}
+	if got := get(t, http.DefaultClient, "http://"+addr+"/"); got != "hello "+addr {
+		t.Fatalf("HTTP during the flood: %q", got)
+	}
+	tlsConf := &tls.Config{RootCAs: testcert.Pool(t, cert), ServerName: "localhost"}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	if got := get(t, client, "https://"+addr+"/"); got != "hello "+addr {
+		t.Fatalf("HTTPS during the flood: %q", got)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(stunRequest)
+	expectSTUN(t, stun)
+	if n := m.pendingLen(); n > 32 {
+		t.Fatalf("%d connections pending, over MaxPending", n)
 	}
 }
 

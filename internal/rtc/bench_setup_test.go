@@ -70,6 +70,8 @@ func setupScenarios() []setupScenario {
 		lab(simnet.Public, simnet.Cone, nil, "none"),
 		lab(simnet.Cone, simnet.Cone, []webrtc.ICEServer{simnet.STUN()}, "stun"),
 		lab(simnet.Symmetric, simnet.Symmetric, []webrtc.ICEServer{simnet.TURN()}, "turn"),
+		// A direct path exists, and so does the relay: it should not be taken.
+		lab(simnet.Cone, simnet.Cone, []webrtc.ICEServer{simnet.TURN()}, "turn"),
 		// A STUN server that never answers (as over a network that drops its UDP) beside a working
 		// TURN server: gathering never completes in time.
 		lab(simnet.Symmetric, simnet.Symmetric, []webrtc.ICEServer{simnet.TURN(), {URLs: []string{"stun:203.0.113.99:3478"}}}, "turn+deadstun"),
@@ -198,6 +200,7 @@ func BenchmarkSetupVariant(b *testing.B) {
 		{"noWaits", waits(0, 0, 0, 0)},
 		{"relay100ms", waits(0, 0, 0, 100*time.Millisecond)},
 		{"relay300ms", waits(0, 0, 0, 300*time.Millisecond)},
+		{"relay500ms", waits(0, 0, 0, 500*time.Millisecond)},
 	}
 	for _, sc := range setupScenarios() {
 		if !strings.HasPrefix(sc.name, "nat-") {
@@ -206,15 +209,32 @@ func BenchmarkSetupVariant(b *testing.B) {
 		for _, v := range variants {
 			b.Run(sc.name+"/"+v.name, func(b *testing.B) {
 				x, y := sc.lab(b, Config{tune: v.tune})
+				var ms medianMS
+				relayed := 0
 				b.ResetTimer()
 				for range b.N {
+					start := time.Now()
 					ca, cb := connect(b, x, y, nil)
+					ms.add(start)
 					b.StopTimer()
+					if viaRelay(ca) {
+						relayed++
+					}
 					_ = ca.Close()
 					_ = cb.Close()
 					b.StartTimer()
 				}
+				ms.report(b)
+				// Where a direct path exists, how often ICE settled for the relay instead.
+				b.ReportMetric(100*float64(relayed)/float64(b.N), "relayed-%")
 			})
 		}
 	}
+}
+
+// viaRelay reports whether c's selected candidate pair goes through a TURN relay.
+func viaRelay(c Conn) bool {
+	pair, err := c.(*conn).pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	return err == nil && pair != nil &&
+		(pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay)
 }

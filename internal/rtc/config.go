@@ -20,14 +20,18 @@ const (
 	// DefaultMaxMessageSize is the largest data-channel message we advertise and accept. Chromium offers
 	// 262144 and the prototype sends 200,000-byte blocks as single messages, so this must not be smaller.
 	DefaultMaxMessageSize = 262144
-	// DefaultWriteChunk is the largest message Conn.Write sends.
-	DefaultWriteChunk = 16 << 10
+	// DefaultWriteChunk is the largest message Conn.Write sends. Messages are a quarter of the send
+	// window when that is smaller: 16 KiB in the 64 KiB window toward a browser, 64 KiB toward our own
+	// peers (see doc.go).
+	DefaultWriteChunk = 64 << 10
 	// DefaultHighWater is the most bytes Write keeps queued or unacknowledged (the send window's cap).
 	DefaultHighWater = 1 << 20
-	// DefaultMinWindow is the send window on a short path. Chromium reads each peer connection from a
-	// UDP socket with a 128 KiB buffer (SO_RCVBUF 64 KiB, doubled by Linux), about 55 of our packets;
-	// unpaced bursts larger than that are dropped by its kernel, and pion recovers lost retransmissions
-	// slowly (see doc.go). 64 KiB stays below it.
+	// DefaultMinWindow is the send window on a short path toward a peer that does not say what its socket
+	// holds (a browser). Chromium reads each peer connection from a UDP socket with a 128 KiB buffer
+	// (SO_RCVBUF 64 KiB, doubled by Linux), about 55 of our packets; unpaced bursts larger than that are
+	// dropped by its kernel, and pion recovers lost retransmissions slowly (see doc.go). 64 KiB stays
+	// below it. Our native peers advertise their sockets' size, and the window toward them starts at half
+	// of it, up to HighWater.
 	DefaultMinWindow = 64 << 10
 	// DefaultWindowRate scales the window with the path's smallest round-trip time, so long paths still
 	// get a bandwidth-delay product: 16 MiB/s reaches DefaultHighWater at a 64 ms round trip.
@@ -75,13 +79,15 @@ type Config struct {
 	// MaxMessageSize is the largest data-channel message advertised (a=max-message-size) and accepted.
 	// 0 means DefaultMaxMessageSize; values below 262144 are raised to it for Chromium compatibility.
 	MaxMessageSize int
-	// WriteChunk is the largest message Conn.Write sends; 0 means DefaultWriteChunk.
+	// WriteChunk is the largest message Conn.Write sends (a quarter of the send window when that is
+	// smaller); 0 means DefaultWriteChunk.
 	WriteChunk int
 	// Write keeps at most a window of bytes queued or unacknowledged (the data channel's
 	// bufferedAmount): the smallest round-trip time seen times WindowRate (bytes per second), at least
-	// MinWindow and at most HighWater. A small window on short paths keeps the bursts that arrive at once
-	// within what a browser's socket holds; on long paths the network spaces packets out. 0 means the
-	// defaults; MinWindow is raised to twice the write chunk and HighWater to MinWindow.
+	// MinWindow (or half the socket buffer a peer of ours advertised) and at most HighWater. A small
+	// window on short paths keeps the bursts that arrive at once within what a browser's socket holds;
+	// on long paths the network spaces packets out. 0 means the defaults; MinWindow is at least 8 KiB
+	// and HighWater at least MinWindow.
 	HighWater, MinWindow, WindowRate int
 	// SCTPReceiveBuffer is the SCTP receive window; 0 means DefaultSCTPReceiveBuffer.
 	SCTPReceiveBuffer int
@@ -115,9 +121,9 @@ func (c Config) withDefaults() Config {
 	if c.MinWindow <= 0 {
 		c.MinWindow = DefaultMinWindow
 	}
-	// Write waits for the buffered amount to fall below half the window; with a chunk of at most half
-	// the window that crossing always comes.
-	c.MinWindow = max(c.MinWindow, 2*c.WriteChunk)
+	// Write waits for the buffered amount to fall below half the window; with messages of at most half
+	// the window (chunkFor) that crossing always comes.
+	c.MinWindow = max(c.MinWindow, 2*minChunk)
 	c.HighWater = max(c.HighWater, c.MinWindow)
 	if c.WindowRate <= 0 {
 		c.WindowRate = DefaultWindowRate

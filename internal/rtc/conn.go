@@ -38,7 +38,6 @@ type conn struct {
 	label  string
 
 	maxMsg, chunk int
-	low           chan struct{} // signalled when the buffered amount falls below half the window
 	closed        chan struct{}
 	closeOnce     sync.Once
 
@@ -47,41 +46,26 @@ type conn struct {
 	rpos, rend int
 	eof        atomic.Bool // the remote closed the channel
 
-	wmu    sync.Mutex
-	minWin int // window bounds, see Config.MinWindow
-	maxWin int
-	rate   float64       // window bytes per second of round trip, see Config.WindowRate
-	minRTT time.Duration // smallest smoothed round trip seen; 0 until measured
-	nRTT   int           // times minRTT was sampled
-	window int           // current send window; its half is the low threshold
+	wmu  sync.Mutex
+	pace *pacer // the peer connection's send window
 }
 
 func newConn(p *Peer, dc *webrtc.DataChannel, rwc datachannel.ReadWriteCloserDeadliner) *conn {
 	t := p.t
+	p.mu.Lock()
+	if p.pace == nil { // the first channel: the remote's description is known by now
+		p.pace = newPacer(p.pc, t.cfg, p.remoteRcvbuf)
+	}
+	pace := p.pace
+	p.mu.Unlock()
 	c := &conn{
 		p: p, pc: p.pc, dc: dc, rwc: rwc, remote: p.RemoteAddr(), label: dc.Label(),
 		maxMsg: t.cfg.MaxMessageSize,
 		chunk:  t.cfg.WriteChunk,
-		low:    make(chan struct{}, 1),
 		closed: make(chan struct{}),
-		minWin: t.cfg.MinWindow,
-		maxWin: t.cfg.HighWater,
-		rate:   float64(t.cfg.WindowRate),
-		window: t.cfg.MinWindow,
+		pace:   pace,
 	}
-	if rtt := iceRTT(p.pc); rtt > 0 {
-		// ICE measured the path with its checks, which a browser answers from its network thread, so
-		// a busy page cannot inflate them: the window fits the path from the first byte on.
-		c.minRTT, c.nRTT = rtt, rttSamples
-		c.setWindow(c.windowFor(rtt))
-	}
-	dc.SetBufferedAmountLowThreshold(uint64(c.window / 2))
-	dc.OnBufferedAmountLow(func() {
-		select {
-		case c.low <- struct{}{}:
-		default:
-		}
-	})
+	pace.add(c)
 	return c
 }
 
@@ -172,11 +156,23 @@ func (c *conn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	written := 0
 	for len(p) > 0 {
-		chunk := p[:min(len(p), c.chunk)]
-		if err := c.waitWritable(len(chunk)); err != nil {
+		size, err := c.pace.reserve(c, len(p))
+		if errors.Is(err, errAssociationGone) {
+			err = c.p.err()
+			_ = c.Close()
+			return written, fmt.Errorf("rtc write to %s: %w", c.remote, err)
+		}
+		if err != nil {
 			return written, err
 		}
-		n, err := c.rwc.Write(chunk)
+		select {
+		case <-c.closed:
+			c.pace.release(size)
+			return written, net.ErrClosed
+		default:
+		}
+		n, err := c.rwc.Write(p[:size])
+		c.pace.release(size)
 		written += n
 		if err != nil {
 			select {
@@ -186,95 +182,13 @@ func (c *conn) Write(p []byte) (int, error) {
 			}
 			return written, fmt.Errorf("rtc write to %s: %w", c.remote, err)
 		}
-		p = p[len(chunk):]
+		p = p[size:]
 	}
 	return written, nil
 }
 
-// waitWritable blocks until n more bytes fit in the send window. Called with wmu held.
-func (c *conn) waitWritable(n int) error {
-	for c.dc.BufferedAmount()+uint64(n) > uint64(c.window) {
-		// Re-measured only when full: reading SCTP's statistics takes its lock.
-		if w := c.window; c.updateWindow() > w {
-			continue
-		}
-		// n is at most half the window, so the amount is above the threshold and will cross it.
-		select {
-		case <-c.low:
-		case <-c.closed:
-			return net.ErrClosed
-		case <-c.p.done:
-			// The association is gone (the remote aborted or closed, or ICE failed): the buffered
-			// amount will never fall.
-			err := c.p.err()
-			_ = c.Close()
-			return fmt.Errorf("rtc write to %s: %w", c.remote, err)
-		}
-	}
-	select {
-	case <-c.closed:
-		return net.ErrClosed
-	default:
-		return nil
-	}
-}
-
-// rttSamples is how many times the window must have filled, each time sampling SCTP's smoothed round
-// trip, before it grows: the first sample is the channel-open message's round trip, which a busy
-// browser can inflate tenfold, and the smoothing (1/8 per sample) takes a while to forget it.
-const rttSamples = 8
-
-// updateWindow sizes the send window from the smallest round trip SCTP has measured and returns it.
-// The smallest, not the current one: queueing in a slow receiver raises the round trip, and a window
-// that grew with it would overflow that receiver. Called with wmu held.
-func (c *conn) updateWindow() int {
-	if sctp := c.pc.SCTP(); sctp != nil {
-		if s := sctp.Stats().SmoothedRoundTripTime; s > 0 {
-			c.nRTT++
-			if rtt := time.Duration(s * float64(time.Second)); c.minRTT == 0 || rtt < c.minRTT {
-				c.minRTT = rtt
-			}
-		}
-	}
-	w := c.minWin
-	if c.nRTT >= rttSamples {
-		w = c.windowFor(c.minRTT)
-	}
-	if w != c.window {
-		c.setWindow(w)
-	}
-	return w
-}
-
-// setWindow makes w the send window, with its low threshold. Called with wmu held (or before the conn
-// is used).
-func (c *conn) setWindow(w int) {
-	c.window = w
-	c.dc.SetBufferedAmountLowThreshold(uint64(w / 2))
-}
-
-// iceRTT is the round trip of the connection's selected candidate pair as ICE's checks measured it, or
-// 0 when unknown.
-func iceRTT(pc *webrtc.PeerConnection) time.Duration {
-	sctp := pc.SCTP()
-	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
-		return 0
-	}
-	st, ok := sctp.Transport().ICETransport().GetSelectedCandidatePairStats()
-	if !ok || st.CurrentRoundTripTime <= 0 {
-		return 0
-	}
-	rtt := st.CurrentRoundTripTime
-	if st.ResponsesReceived > 0 && st.TotalRoundTripTime > 0 {
-		rtt = min(rtt, st.TotalRoundTripTime/float64(st.ResponsesReceived))
-	}
-	return time.Duration(rtt * float64(time.Second))
-}
-
-// windowFor is the send window for a path whose smallest round trip is rtt (0 when unknown).
-func (c *conn) windowFor(rtt time.Duration) int {
-	return min(max(int(rtt.Seconds()*c.rate), c.minWin), c.maxWin)
-}
+// errAssociationGone is pacer.reserve's word that the peer connection has ended.
+var errAssociationGone = errors.New("rtc: the association is gone")
 
 func (c *conn) Close() error {
 	c.closeChannel()
@@ -288,6 +202,7 @@ func (c *conn) Close() error {
 func (c *conn) closeChannel() {
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		c.pace.remove(c)
 		// Wake a Read blocked in SCTP, and reset our outgoing stream.
 		_ = c.rwc.SetReadDeadline(time.Unix(1, 0))
 		_ = c.rwc.Close()

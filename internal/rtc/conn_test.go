@@ -121,6 +121,9 @@ func TestSDPAdvertisesMaxMessageSize(t *testing.T) {
 				if sig.Type != name || !sig.Trickle || sig.P2PCDN != ExtensionLevel {
 					t.Errorf("%s signal: type %q, trickle %v, p2pcdn %d; want ours, marked", name, sig.Type, sig.Trickle, sig.P2PCDN)
 				}
+				if sig.RecvBuffer != a.rcvbuf || sig.RecvBuffer != b.rcvbuf {
+					t.Errorf("%s signal: rcvbuf %d, want what our sockets hold, %d", name, sig.RecvBuffer, a.rcvbuf)
+				}
 				v, err := strconv.Atoi(sdpMaxMessageSize(sig.SDP))
 				if err != nil || v < 262144 {
 					t.Errorf("%s: a=max-message-size %q, want >= 262144", name, sdpMaxMessageSize(sig.SDP))
@@ -486,13 +489,24 @@ func TestSendWindow(t *testing.T) {
 	if cfg.MinWindow != DefaultMinWindow || cfg.HighWater != DefaultHighWater || cfg.WindowRate != DefaultWindowRate {
 		t.Fatalf("defaults: %+v", cfg)
 	}
-	// The window must leave room for a whole chunk above its low threshold.
-	if c := (Config{WriteChunk: 64 << 10, MinWindow: 1, HighWater: 1}).withDefaults(); c.MinWindow != 128<<10 || c.HighWater != 128<<10 {
-		t.Errorf("MinWindow %d, HighWater %d for 64 KiB chunks, want 128 KiB each", c.MinWindow, c.HighWater)
+	// The window must leave room for a whole message above its low threshold.
+	if c := (Config{MinWindow: 1, HighWater: 1}).withDefaults(); c.MinWindow != 2*minChunk || c.HighWater != 2*minChunk {
+		t.Errorf("MinWindow %d, HighWater %d, want %d each", c.MinWindow, c.HighWater, 2*minChunk)
+	}
+	for _, tc := range []struct{ window, largest, want int }{
+		{64 << 10, DefaultWriteChunk, 16 << 10}, // toward a browser
+		{1 << 20, DefaultWriteChunk, 64 << 10},  // toward our peers
+		{2 * minChunk, DefaultWriteChunk, minChunk},
+		{1 << 20, 1000, 1000}, // a configured smaller message
+	} {
+		if got := chunkFor(tc.window, tc.largest); got != tc.want {
+			t.Errorf("messages in a %d-byte window, at most %d: %d, want %d", tc.window, tc.largest, got, tc.want)
+		}
 	}
 
-	ca, cb := connect(t, newTestTransport(t, Config{}), newTestTransport(t, Config{}), nil)
-	c := ca.(*conn)
+	// The receiver keeps the system's socket buffers, so it advertises none: paced as toward a browser.
+	ca, cb := connect(t, newTestTransport(t, Config{}), newTestTransport(t, Config{SocketBuffer: -1}), nil)
+	c := ca.(*conn).pace
 	for _, tc := range []struct {
 		rtt  time.Duration
 		want int
@@ -513,22 +527,55 @@ func TestSendWindow(t *testing.T) {
 	if _, err := io.ReadFull(cb, make([]byte, 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	c.wmu.Lock()
+	c.mu.Lock()
 	c.nRTT, c.minRTT = 0, time.Second // as if the channel-open message had taken a second
-	if w := c.updateWindow(); w != DefaultMinWindow {
+	if w := c.updateWindowLocked(); w != DefaultMinWindow {
 		t.Errorf("window %d after the first round-trip sample, want %d until %d samples", w, DefaultMinWindow, rttSamples)
 	}
 	var w int
 	for range rttSamples {
-		w = c.updateWindow()
+		w = c.updateWindowLocked()
 	}
 	rtt := c.minRTT
-	c.wmu.Unlock()
+	c.mu.Unlock()
 	if rtt <= 0 || rtt == time.Second || w != c.windowFor(rtt) {
 		t.Errorf("after 1 MiB: smallest round trip %v, window %d", rtt, w)
 	}
-	if thr := c.dc.BufferedAmountLowThreshold(); thr != uint64(w/2) {
-		t.Errorf("low threshold %d, want half the window %d", thr, w/2)
+	if thr := ca.(*conn).dc.BufferedAmountLowThreshold(); thr != uint64(w/2) {
+		t.Errorf("low threshold %d, want half the window %d (one channel)", thr, w/2)
+	}
+}
+
+// TestSendWindowTowardOurPeers: a peer of ours says in its description what its socket holds, and the
+// window toward it starts at half that (capped at HighWater) instead of the browser-safe minimum; a peer
+// that says nothing gets the minimum.
+func TestSendWindowTowardOurPeers(t *testing.T) {
+	cfg := Config{HighWater: 8 << 20}
+	a, b := newTestTransport(t, cfg), newTestTransport(t, cfg)
+	if runtime.GOOS == "linux" && b.rcvbuf < 2*DefaultMinWindow {
+		t.Fatalf("our sockets hold %d bytes, want at least %d (SO_RCVBUF as Linux reports it)", b.rcvbuf, 2*DefaultMinWindow)
+	}
+	ca, cb := connect(t, a, b, nil)
+	want := min(max(b.rcvbuf/2, DefaultMinWindow), 8<<20)
+	if w := ca.(*conn).pace.windowFor(time.Millisecond); w != want {
+		t.Errorf("window toward a peer holding %d bytes: %d, want %d", b.rcvbuf, w, want)
+	}
+	if w := cb.(*conn).pace.windowFor(time.Millisecond); w != min(max(a.rcvbuf/2, DefaultMinWindow), 8<<20) {
+		t.Errorf("window back toward a peer holding %d bytes: %d", a.rcvbuf, w)
+	}
+
+	// A remote that advertises nothing (a browser, the prototype) is paced; the window starts there.
+	plain := newTestTransport(t, Config{SocketBuffer: -1})
+	if plain.rcvbuf != 0 {
+		t.Fatalf("a transport with the system's buffers advertises %d", plain.rcvbuf)
+	}
+	cp, _ := connect(t, a, plain, nil)
+	if c := cp.(*conn).pace; c.windowFor(time.Millisecond) != DefaultMinWindow || c.window != DefaultMinWindow {
+		t.Errorf("window toward a peer that says nothing: %d (now %d), want %d", c.windowFor(time.Millisecond), c.window, DefaultMinWindow)
+	}
+	// What a peer claims is bounded by our own cap.
+	if w := windowFloor(Config{}.withDefaults(), maxRecvBuffer); w != DefaultHighWater {
+		t.Errorf("window toward a peer claiming %d bytes: %d, want the cap %d", maxRecvBuffer, w, DefaultHighWater)
 	}
 }
 

@@ -43,12 +43,12 @@
 // run (median setup time, medians of 3 runs of 5, load average 15-33 on 2 cores); BenchmarkSetupVariant
 // measures pion's knobs alone. pion nominates a pair only once checks have run for a minimum time by
 // kind (server-reflexive 0.5 s, peer-reflexive 1 s, relayed 2 s), and gathering waits up to 5 s for a
-// STUN server that never answers. Taking any working pair at once (a relayed one after 100 ms, so a
-// direct path found at about the same time wins), trickling toward our peers and sending the offer once
+// STUN server that never answers. Taking any working pair at once (a relayed one after 300 ms, so a
+// direct path found a little later wins), trickling toward our peers and sending the offer once
 // the servers that answer have: over loopback x0.84-1.17 (no server, STUN, TURN: a host pair either
-// way, within noise); in the simulated internet of internal/testing/simnet, public to cone NAT x0.32,
-// cone to cone with STUN x0.50, symmetric NATs through TURN x0.28, the same with a STUN server that
-// never answers x0.07 (0.86 s against 12.4 s).
+// way, within noise); in the simulated internet of internal/testing/simnet, public to cone NAT x0.36,
+// cone to cone with STUN x0.48 (with TURN offered too x0.26, never relayed), symmetric NATs through
+// TURN x0.31, the same with a STUN server that never answers x0.10 (1.3 s against 12.5 s).
 //
 // # Round trips (measured across a WAN delay, internal/e2e/wan)
 //
@@ -58,8 +58,9 @@
 // server (ICE has already proved the remote's address), and an initial (and smallest) SCTP congestion
 // window of 64 KiB instead of pion's 4 packets, which with the send window above fitted to the path lets
 // a 1 MB transfer finish in a few round trips. Between two Go peers, first-check selection
-// (firstcheck.go, docs/extensions.md) saves the round trip of ICE's nomination. Between two Go peers 80 ms apart, channel open came 3
-// round trips sooner and a 1 MB get took x0.71 the time (1.64 s instead of 2.30 s).
+// (firstcheck.go, docs/extensions.md) saves the round trip of ICE's nomination. Between two Go peers
+// 80 ms apart, channel open came 3 round trips sooner and a 1 MB get took x0.71 the time (1.64 s
+// instead of 2.30 s).
 //
 // # Throughput (measured)
 //
@@ -106,4 +107,21 @@
 // paced like this x0.39 the time of 1 MiB / 512 KiB watermarks (median of 12 runs), ~10 lost datagrams
 // per transfer instead of ~100, worst case 77 ms instead of 1.06 s. For 64 MiB at load 15-25 the
 // window ran x0.79 the speed of the 1 MiB watermarks (median of 7 runs): the price on a starved machine.
+//
+// # Send window (our peers)
+//
+// That price is not needed toward our native peers, whose sockets hold 4 MiB where the kernel allows
+// (Config.SocketBuffer). Their offers and answers say so ("rcvbuf", the size the kernel reports for
+// their ICE sockets, see docs/extensions.md), and the window toward them starts at half of it (Linux
+// charges a datagram about twice its size), up to HighWater: everything in flight then fits in the
+// remote's socket even if it stops reading for a while. A browser cannot say it and keeps the paced
+// window. Messages are a quarter of the window, at most WriteChunk (64 KiB): 16 KiB toward a browser as
+// before, 64 KiB between our peers. The window belongs to the peer connection, not the channel: its
+// channels (a page fetching many files over one connection has one per file) feed one socket at the
+// remote, so their buffered amounts together stay within it (pacer.go). The window alone (16 KiB
+// messages still), between two processes on loopback, 256 MiB, median of 5 interleaved runs at load
+// ~30: p2pcdn get x1.13 the speed of the fixed 64 KiB window, at x0.78 the CPU per byte (seed + get).
+// Toward either kind of remote the window starts fitted to ICE's round trip (above), the floor being
+// MinWindow toward a browser and half the advertised buffer toward ours (newPacer says how the three
+// fit together).
 package rtc

@@ -150,6 +150,7 @@ func (n *negotiation) accept(ctx context.Context, offer Signal) (*conn, error) {
 func (n *negotiation) noteRemote(sig Signal) {
 	n.p.mu.Lock()
 	n.p.remoteExt = sig.P2PCDN
+	n.p.remoteRcvbuf = sig.RecvBuffer
 	n.p.mu.Unlock()
 }
 
@@ -195,7 +196,7 @@ func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDe
 			n.localKinds |= candidateKind(c)
 		}
 	}
-	sig := Signal{Type: local.Type.String(), SDP: local.SDP, Trickle: true, P2PCDN: ExtensionLevel}
+	sig := Signal{Type: local.Type.String(), SDP: local.SDP, Trickle: true, P2PCDN: ExtensionLevel, RecvBuffer: n.t.rcvbuf}
 	if n.firstCheck {
 		sig.ICE = ICEFirstCheck
 	}

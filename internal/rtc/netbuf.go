@@ -13,6 +13,9 @@ import (
 type bufferedNet struct {
 	*stdnet.Net
 	size int
+	// rcvbuf is the receive buffer the kernel grants such a socket, as it reports it (Linux counts its
+	// own overhead and reports twice what was asked); 0 when unknown. Our signals advertise it.
+	rcvbuf int
 }
 
 func newBufferedNet(size int) (*bufferedNet, error) {
@@ -20,7 +23,15 @@ func newBufferedNet(size int) (*bufferedNet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list network interfaces: %w", err)
 	}
-	return &bufferedNet{Net: n, size: size}, nil
+	b := &bufferedNet{Net: n, size: size}
+	// Every socket asks for the same size, so one probe tells what each gets. The wildcard address
+	// binds even where no interface is up; nothing is sent.
+	if c, err := net.ListenUDP("udp4", nil); err == nil {
+		b.setBuffers(c)
+		b.rcvbuf = receiveBuffer(c)
+		_ = c.Close()
+	}
+	return b, nil
 }
 
 type socketBuffers interface {

@@ -44,6 +44,10 @@ type Peer struct {
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup // channel drainers
+
+	// remoteRcvbuf is the remote's advertised socket receive buffer ("rcvbuf"), 0 if it said nothing.
+	remoteRcvbuf int
+	pace         *pacer // the send window its channels share, made with the first (conn.go)
 }
 
 func (t *Transport) newPeer(servers []webrtc.ICEServer) (*Peer, error) {

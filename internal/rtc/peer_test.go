@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -202,4 +203,81 @@ func TestWriteEndsWhenRemoteClosesChannel(t *testing.T) {
 	}
 	echo(t, ca, cb, "the first channel still works")
 	echo(t, cb, ca, "both ways")
+}
+
+// TestChannelsShareTheSendWindow: channels on one connection feed one socket at the remote, so what
+// they have queued or in flight together stays within one window (toward a peer that advertises no
+// socket size, the browser-safe 64 KiB), and every byte of every channel still arrives.
+func TestChannelsShareTheSendWindow(t *testing.T) {
+	// A tiny rate keeps the window at its floor however long a busy machine makes the round trip.
+	a := newTestTransport(t, Config{WindowRate: 1})
+	b := newTestTransport(t, Config{SocketBuffer: -1}) // says nothing about its socket, like a browser
+	pa, pb, ca, cb := connectPeers(t, a, b, "p2pcdn/first")
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	senders, receivers := []Conn{ca}, []Conn{cb}
+	for i := range 7 {
+		c, err := pa.OpenChannel(ctx, fmt.Sprintf("p2pcdn/%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case in := <-pb.Incoming():
+			senders, receivers = append(senders, c), append(receivers, in)
+		case <-ctx.Done():
+			t.Fatal("a channel never arrived")
+		}
+	}
+	const size = 1 << 20
+	errs := make(chan error, 2*len(senders))
+	for i := range senders {
+		data := bytes.Repeat([]byte{byte(i)}, size)
+		go func() {
+			_, err := senders[i].Write(data)
+			errs <- err
+		}()
+		go func() {
+			got, err := io.ReadAll(io.LimitReader(receivers[i], size))
+			if err == nil && !bytes.Equal(got, data) {
+				err = fmt.Errorf("channel %d: %d bytes, not what was sent", i, len(got))
+			}
+			errs <- err
+		}()
+	}
+	most := 0
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() { // ends with stop
+		defer close(sampled)
+		for {
+			// Under the pacer's lock no room is granted, so the amounts read one by one cannot add up
+			// to more than they were together.
+			pace := ca.(*conn).pace
+			pace.mu.Lock()
+			sum := 0
+			for _, c := range senders {
+				sum += int(c.(*conn).dc.BufferedAmount())
+			}
+			pace.mu.Unlock()
+			most = max(most, sum)
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
+	}()
+	for range 2 * len(senders) {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-sampled
+	if most > DefaultMinWindow {
+		t.Errorf("the channels had %d bytes queued or in flight together, want at most one window of %d", most, DefaultMinWindow)
+	}
+	if most == 0 {
+		t.Error("never saw anything buffered: the sampler saw nothing of the transfer")
+	}
 }

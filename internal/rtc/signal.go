@@ -29,16 +29,22 @@ var ErrBadSignal = errors.New("bad signal")
 // Signal is one simple-peer compatible signalling message: an offer or answer carrying an SDP, or a
 // trickle candidate. Our offers and answers are marked (docs/extensions.md): Trickle says the sender
 // takes trickled candidates and trickles toward marked peers, P2PCDN the extension level it speaks (1:
-// more data channels may be opened on the connection). simple-peer ignores both fields.
+// more data channels may be opened on the connection). RecvBuffer, on descriptions from our native
+// peers, is what the sender's UDP socket holds, so that a sender may keep more in flight toward it than
+// toward a browser (see Config.MinWindow). simple-peer ignores these fields.
 type Signal struct {
-	Type      string                   `json:"type,omitempty"`
-	SDP       string                   `json:"sdp,omitempty"`
-	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
-	Trickle   bool                     `json:"trickle,omitempty"`
-	P2PCDN    int                      `json:"p2pcdn,omitempty"`
+	Type       string                   `json:"type,omitempty"`
+	SDP        string                   `json:"sdp,omitempty"`
+	Candidate  *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Trickle    bool                     `json:"trickle,omitempty"`
+	P2PCDN     int                      `json:"p2pcdn,omitempty"`
+	RecvBuffer int                      `json:"rcvbuf,omitempty"`
 	// ICE is ICEFirstCheck when the sender selects a candidate pair on its first check (firstcheck.go).
 	ICE string `json:"ice,omitempty"`
 }
+
+// maxRecvBuffer bounds an advertised receive buffer; larger values are ignored.
+const maxRecvBuffer = 1 << 30
 
 // ExtensionLevel is the level of docs/extensions.md our signals carry in "p2pcdn".
 const ExtensionLevel = 1
@@ -72,6 +78,7 @@ func ParseSignal(s string) (Signal, error) {
 		TransceiverRequest json.RawMessage `json:"transceiverRequest"`
 		Trickle            json.RawMessage `json:"trickle"`
 		P2PCDN             json.RawMessage `json:"p2pcdn"`
+		RecvBuffer         json.RawMessage `json:"rcvbuf"`
 		ICE                json.RawMessage `json:"ice"`
 	}
 	trimmed := bytes.TrimSpace([]byte(s))
@@ -93,6 +100,10 @@ func ParseSignal(s string) (Signal, error) {
 	var level float64
 	if json.Unmarshal(raw.P2PCDN, &level) == nil && level >= 1 && level <= 1<<16 {
 		sig.P2PCDN = int(level)
+	}
+	var rcvbuf float64
+	if json.Unmarshal(raw.RecvBuffer, &rcvbuf) == nil && rcvbuf >= 1 && rcvbuf <= maxRecvBuffer {
+		sig.RecvBuffer = int(rcvbuf)
 	}
 	if bytes.Equal(raw.ICE, []byte(`"`+ICEFirstCheck+`"`)) {
 		sig.ICE = ICEFirstCheck

@@ -164,6 +164,33 @@ func TestSignalMarks(t *testing.T) {
 	}
 }
 
+func TestSignalRecvBuffer(t *testing.T) {
+	for in, want := range map[string]int{
+		`{"type":"offer","sdp":"x","p2pcdn":1,"rcvbuf":8388608}`: 8 << 20,
+		`{"type":"answer","sdp":"x","rcvbuf":1}`:                 1,
+		`{"type":"offer","sdp":"x"}`:                             0,
+		// Nonsense is ignored: the sender is then paced as a browser.
+		`{"type":"offer","sdp":"x","rcvbuf":-5}`:         0,
+		`{"type":"offer","sdp":"x","rcvbuf":0.5}`:        0,
+		`{"type":"offer","sdp":"x","rcvbuf":1e300}`:      0,
+		`{"type":"offer","sdp":"x","rcvbuf":"big"}`:      0,
+		`{"type":"offer","sdp":"x","rcvbuf":2147483648}`: 0,
+	} {
+		sig, err := ParseSignal(in)
+		if err != nil {
+			t.Errorf("ParseSignal(%s): %v", in, err)
+			continue
+		}
+		if sig.RecvBuffer != want {
+			t.Errorf("ParseSignal(%s): rcvbuf %d, want %d", in, sig.RecvBuffer, want)
+		}
+	}
+	s := Signal{Type: "answer", SDP: "x", P2PCDN: ExtensionLevel, RecvBuffer: 425984}.String()
+	if want := `{"type":"answer","sdp":"x","p2pcdn":1,"rcvbuf":425984}`; s != want {
+		t.Errorf("encoding %s, want %s", s, want)
+	}
+}
+
 func TestFirstCandidateAddress(t *testing.T) {
 	for sdp, want := range map[string]string{
 		"v=0\r\na=candidate:1 1 udp 2122260223 192.0.2.7 5000 typ host\r\na=candidate:2 1 udp 1 10.0.0.1 1 typ host\r\n": "192.0.2.7",

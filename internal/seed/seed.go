@@ -163,16 +163,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if ctx.Err() != nil {
 		return s.stop(ctx, dialed, startDial)
 	}
-	if cfg.Cache != nil {
-		if err := cfg.Cache.Save(); err != nil {
-			log.Warn("could not save the hash cache", "err", err)
-		}
-		if !cfg.Watch {
-			// Only --watch hashes again: let the cache's copy of every
-			// path and stamp go.
-			cfg.Cache, s.cfg.Cache = nil, nil
-		}
-	}
 	for _, err := range unjoin(walkErr) {
 		s.warn("", err)
 	}
@@ -184,6 +174,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	startDial()
 	s.hashingDone()
+	// Saved while the last announcements go out (100,000 entries take a
+	// second or two).
+	if cache := cfg.Cache; cache != nil {
+		if !cfg.Watch {
+			// Only --watch hashes again: once saved, let the cache's copy of
+			// every path and stamp go.
+			cfg.Cache, s.cfg.Cache = nil, nil
+		}
+		bg.Go(func() {
+			if err := cache.Save(); err != nil {
+				log.Warn("could not save the hash cache", "err", err)
+			}
+		})
+	}
 
 	select {
 	case <-dialed:
@@ -338,6 +342,9 @@ func (s *seeder) announcer(ctx context.Context, announced chan<- struct{}) {
 		s.pending = nil
 		hashed := s.hashed
 		s.mu.Unlock()
+		if len(batch) > 0 {
+			s.log.Debug("announcing", "hashes", len(batch), "hashing_done", hashed)
+		}
 		for len(batch) > 0 {
 			n := min(len(batch), mediatorclient.MaxBatch)
 			if err := s.client.AnnounceMany(ctx, batch[:n]); err != nil {
@@ -357,8 +364,26 @@ func (s *seeder) announcer(ctx context.Context, announced chan<- struct{}) {
 			return
 		case <-s.announceWake:
 		}
+		// While hashing goes on, let a batch fill for a moment: events are
+		// paced too, and one per file hashed would be the slower limit.
+		s.mu.Lock()
+		gather := !s.hashed && len(s.pending) < mediatorclient.MaxBatch
+		s.mu.Unlock()
+		if gather {
+			t := time.NewTimer(gatherFor)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
 	}
 }
+
+// gatherFor is how long the announcer lets hashes gather while hashing goes
+// on: at most 20 events a second, each with what was hashed meanwhile.
+const gatherFor = 50 * time.Millisecond
 
 // withMediatorICE adds the STUN/TURN servers the mediator hands out, fresh
 // for each connection, to those cfg has.

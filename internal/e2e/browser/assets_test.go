@@ -47,8 +47,10 @@ func TestPageFetchesAssetsOverOneConnection(t *testing.T) {
 	tab := b.Tab()
 	navigate(t, tab, m.page("/test.html"))
 	got := eval[map[string]any](t, tab, fmt.Sprintf(`(async () => { %s
-		let pcs = 0; { const PC = window.RTCPeerConnection;
-			window.RTCPeerConnection = function (...a) { pcs++; return new PC(...a); }; window.RTCPeerConnection.prototype = PC.prototype; }
+		let pcs = 0; { const PC = window.RTCPeerConnection; // connections that connected
+			window.RTCPeerConnection = function (...a) { const pc = new PC(...a);
+				pc.addEventListener("connectionstatechange", () => { if (pc.connectionState === "connected") pcs++; }); return pc; };
+			window.RTCPeerConnection.prototype = PC.prototype; }
 		const node = await p2pcdn.connect({iceServers: []});
 		const blobs = await Promise.all(%s.map((h) => node.fetch(h)));
 		const conns = [...node.conns.values()];
