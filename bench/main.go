@@ -27,7 +27,7 @@ import (
 )
 
 // groups are the --only names, in the order they run.
-var groups = []string{"latency", "throughput", "swarm", "hash", "sites", "browser", "webtorrent", "mediator"}
+var groups = []string{"latency", "throughput", "swarm", "hash", "sites", "browser", "webtorrent", "mediator", "wan"}
 
 // sizes is how much a run moves; --quick shrinks everything.
 type sizes struct {
@@ -232,6 +232,8 @@ func (b *bench) runGroups(ctx context.Context, want map[string]bool) []row {
 			rs, err = b.webtorrentRows(ctx)
 		case "mediator":
 			rs, err = b.mediatorRows(ctx)
+		case "wan":
+			rs, err = b.wanRows(ctx)
 		}
 		if err != nil {
 			b.log.Error("group failed", "group", g, "err", err)
@@ -262,6 +264,8 @@ func groupTitle(g string) string {
 		return "Competitor: WebTorrent (headless Chromium)"
 	case "mediator":
 		return "Mediator"
+	case "wan":
+		return "WAN (netlab: downloader a round trip away from the seeder and its mediator)"
 	}
 	return g
 }

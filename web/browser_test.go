@@ -254,7 +254,7 @@ func TestCheckInfoRejectsTampering(t *testing.T) {
 }
 
 // TestPageToPage: page A seeds a Blob, page B fetches it knowing only the
-// hash (so the info dictionary comes over p2pcdn_info). A connects as
+// hash (so the info dictionary comes from the seeder). A connects as
 // socket.io-client does, long-polling first and then the upgrade to
 // WebSocket; B with the default, WebSocket at once.
 func TestPageToPage(t *testing.T) {

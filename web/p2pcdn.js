@@ -222,8 +222,9 @@
   }
 
   // ---------- Engine.IO 4 / Socket.IO 5 client ----------
-  // One EngineSession is one Engine.IO connection (polling, maybe upgraded to
-  // WebSocket). MediatorLink owns sessions and reconnects with backoff.
+  // One EngineSession is one Engine.IO connection (WebSocket, or polling
+  // maybe upgraded to WebSocket). MediatorLink owns sessions and reconnects
+  // with backoff.
   class EngineSession {
     constructor(urls, transports, h) {
       this.urls = urls; this.transports = transports; this.h = h;
@@ -716,6 +717,8 @@
       if (!this.initiator) this._sendHandshake();
       const ext = { m: { p2pcdn_info: EXT_INFO_ID } };
       if (this.t.infoBytes) ext.info_size = this.t.infoBytes.length;
+      // A small dictionary rides along (docs/extensions.md).
+      if (this.t.infoBytes && this.t.infoBytes.length <= INFO_PIECE) ext.info_bytes = this.t.infoBytes;
       this._sendMsg(20, concat([new Uint8Array([0]), bencode(ext)]));
       if (this.t.info) this.sendBitfield();
       this.t._onWireReady(this);
@@ -765,7 +768,15 @@
         const id = m.p2pcdn_info;
         this.remoteInfoId = Number.isInteger(id) && id > 0 && id < 256 ? id : 0;
         this.remoteInfoSize = Number.isInteger(d.info_size) && d.info_size > 0 ? d.info_size : 0;
-        this.t._maybeFetchInfo();
+        const ib = d.info_bytes, t = this.t;
+        if (ib instanceof Uint8Array && ib.length && ib.length === this.remoteInfoSize && ib.length <= INFO_PIECE &&
+            !t.info && !t.infoFetch && t.wanted && !this.infoTried) {
+          this.infoTried = true;
+          t.infoFetch = { wire: this, size: ib.length, buf: ib.slice(), got: null, count: 0 };
+          t._acceptInfo(this, t.infoFetch);
+          return;
+        }
+        t._maybeFetchInfo();
         return;
       }
       if (ext !== EXT_INFO_ID) return;

@@ -18,6 +18,7 @@ import (
 	"github.com/p2pcdn/p2pcdn/internal/fetch"
 	"github.com/p2pcdn/p2pcdn/internal/manifest"
 	"github.com/p2pcdn/p2pcdn/internal/termstatus"
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 )
 
 // maxInfoFile bounds the --info file; a dictionary of a 40 GB file is ~8 MB.
@@ -119,7 +120,15 @@ func runGet(cctx *cli.Context) error {
 	status.Set("connecting to the mediator at %s…", mediatorURL)
 
 	ctx := cctx.Context
-	session, err := fetch.Dial(ctx, fetch.Config{Mediator: mediatorURL, RTC: rtcCfg, Logger: log})
+	// --verbose shows where the time went, step by step: the round trips of a download (with several
+	// files, the first of each step).
+	var tl *timeline.Timeline
+	if cctx.Bool("verbose") {
+		tl = timeline.New(processStart(cctx))
+		tl.Mark("start")
+		ctx = timeline.NewContext(ctx, tl)
+	}
+	session, err := fetch.Dial(ctx, fetch.Config{Mediator: mediatorURL, RTC: rtcCfg, Logger: log, GetPeers: hashesOf(jobs)})
 	ui.show()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -161,7 +170,19 @@ func runGet(cctx *cli.Context) error {
 	}
 	wg.Wait()
 	status.Clear()
+	if tl != nil {
+		tl.WriteTo(os.Stderr)
+	}
 	return ui.report(cctx, results, errs)
+}
+
+// hashesOf lists the jobs' hashes, which the session asks the mediator for as it connects.
+func hashesOf(jobs []job) []string {
+	hashes := make([]string, len(jobs))
+	for i, j := range jobs {
+		hashes[i] = j.hash
+	}
+	return hashes
 }
 
 // getJobs turns the arguments into the files to fetch.

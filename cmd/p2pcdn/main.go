@@ -14,6 +14,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -95,11 +96,13 @@ func onUsageError(cctx *cli.Context, err error, _ bool) error {
 const envCPUProfile = "P2PCDN_CPUPROFILE"
 
 func main() {
+	start := time.Now()
 	// Packages that log through the default logger (the hash cache's
 	// warnings) print as the commands' own warnings do.
 	slog.SetDefault(slog.New(newUserHandler(func(line string) { fmt.Fprintln(os.Stderr, line) })))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp()
+	app.Metadata[startKey] = start
 	stopProfile, err := startProfile(os.Getenv(envCPUProfile))
 	if err == nil {
 		err = app.RunContext(ctx, os.Args)
@@ -113,6 +116,17 @@ func main() {
 		wantJSON = errors.As(err, &ee) && ee.code == exitUsage && slices.Contains(os.Args[1:], "--json")
 	}
 	os.Exit(report(os.Stdout, os.Stderr, err, wantJSON))
+}
+
+// startKey is the app's Metadata key for when main began (for get --verbose's timeline).
+const startKey = "start"
+
+// processStart is when main began, or now when unknown (tests running a command directly).
+func processStart(cctx *cli.Context) time.Time {
+	if t, ok := cctx.App.Metadata[startKey].(time.Time); ok {
+		return t
+	}
+	return time.Now()
 }
 
 // startProfile starts a CPU profile into path, if set, and returns what stops it.

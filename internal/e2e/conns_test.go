@@ -9,7 +9,7 @@ import (
 
 // TestGetManyOverOneConnection: `p2pcdn get` of several hashes from one `p2pcdn seed` process: both are
 // peers of ours, so they share one peer connection with a data channel per file (docs/extensions.md).
-// Counted in both processes' --verbose logs ("peer connection open").
+// Counted in both processes' --verbose logs (msg="peer connection open"; the timeline has lines of its own).
 func TestGetManyOverOneConnection(t *testing.T) {
 	m := startMediator(t, "127.0.0.1:0")
 	src := t.TempDir()
@@ -30,13 +30,13 @@ func TestGetManyOverOneConnection(t *testing.T) {
 	for _, in := range s.infos {
 		sameFile(t, filepath.Join(src, in.FileName), filepath.Join(out, in.FileName))
 	}
-	if c := strings.Count(p.Stderr(), "peer connection open"); c != 1 {
+	if c := strings.Count(p.Stderr(), `msg="peer connection open"`); c != 1 {
 		t.Errorf("get opened %d peer connections for %d files from one seeder, want 1", c, n)
 	}
-	if c := strings.Count(p.Stderr(), "channel open"); c != n {
+	if c := strings.Count(p.Stderr(), `msg="channel open"`); c != n {
 		t.Errorf("get logged %d channels, want one per file (%d)", c, n)
 	}
-	if c := strings.Count(s.Stderr(), "peer connection open"); c != 1 {
+	if c := strings.Count(s.Stderr(), `msg="peer connection open"`); c != 1 {
 		t.Errorf("the seeder opened %d peer connections, want 1", c)
 	}
 }

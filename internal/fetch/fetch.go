@@ -22,6 +22,7 @@ import (
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
 	"github.com/p2pcdn/p2pcdn/internal/store"
 	"github.com/p2pcdn/p2pcdn/internal/swarm"
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 	"github.com/p2pcdn/p2pcdn/internal/wire"
 )
 
@@ -78,6 +79,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// Progress is called about ten times a second while downloading.
 	Progress func(Progress)
+	// GetPeers (Dial) are the hashes about to be fetched: the session asks
+	// the mediator for their peers as it connects, with the handshake
+	// toward a mediator of ours, a round trip sooner than Get would.
+	GetPeers []string
 }
 
 // Progress is a snapshot of a running download.
@@ -116,12 +121,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := checkConfig(cfg); err != nil {
 		return nil, err
 	}
-	s, err := Dial(ctx, cfg)
+	s, err := Dial(ctx, dialConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
 	return s.Get(ctx, cfg)
+}
+
+// dialConfig is Run's Dial configuration: it asks for cfg.Hash as it connects.
+func dialConfig(cfg Config) Config {
+	if len(cfg.GetPeers) == 0 {
+		cfg.GetPeers = []string{cfg.Hash}
+	}
+	return cfg
 }
 
 func checkConfig(cfg Config) error {
@@ -156,6 +169,7 @@ type Session struct {
 	cancel context.CancelFunc
 
 	mu     sync.Mutex
+	asked  map[string]bool // Config.GetPeers not yet taken by a Get
 	active map[string]bool // hashes being fetched: one Link per hash on the Host
 }
 
@@ -168,11 +182,14 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		log = slog.Default()
 	}
 	client, err := mediatorclient.Dial(ctx, cfg.Mediator, mediatorclient.Options{PeerID: cfg.PeerID, Logger: log,
-		EventRate: ManyEventRate, EventBurst: ManyEventBurst})
+		EventRate: ManyEventRate, EventBurst: ManyEventBurst, GetPeers: cfg.GetPeers})
 	if err != nil {
 		return nil, err // it names the mediator
 	}
-	s := &Session{client: client, tr: cfg.Transport, log: log}
+	s := &Session{client: client, tr: cfg.Transport, log: log, asked: make(map[string]bool)}
+	for _, h := range cfg.GetPeers {
+		s.asked[h] = true
+	}
 	if s.tr == nil {
 		if s.tr, err = rtc.New(cfg.RTC.WithICEServers(client.ICEServers)); err != nil {
 			client.Close()
@@ -180,8 +197,9 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		}
 		s.ownTr = true
 	}
-	// The Host outlives Dial's ctx (which bounds the dial only): Close ends it.
-	hctx, cancel := context.WithCancel(context.Background())
+	// The Host outlives Dial's ctx (which bounds the dial only): Close ends it. It keeps ctx's values
+	// (get --verbose's timeline).
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.host = peering.NewHost(hctx, peering.HostConfig{Client: client, Transport: s.tr, Logger: log})
 	return s, nil
@@ -293,7 +311,11 @@ func (s *Session) Get(ctx context.Context, cfg Config) (*Result, error) {
 		}})
 	defer link.Close()
 
-	if err := d.wait(ctx, t, client, link); err != nil {
+	s.mu.Lock()
+	asked := s.asked[cfg.Hash]
+	delete(s.asked, cfg.Hash)
+	s.mu.Unlock()
+	if err := d.wait(ctx, t, client, link, asked); err != nil {
 		if errors.Is(err, errAlreadyThere) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -312,6 +334,7 @@ func (s *Session) Get(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return nil, err
 	}
+	timeline.Mark(ctx, "file in place")
 	st := t.Stats()
 	res := &Result{
 		Path:         d.path,
@@ -491,14 +514,18 @@ const (
 // wait asks for peers and connects to them until the torrent is complete,
 // reporting progress. It gives up after cfg.Timeout without progress, or
 // soon after every peer found has failed to connect (ErrUnreachable).
-func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorclient.Client, link *peering.Link) error {
+// asked says the session asked for the hash's peers already, as it connected.
+func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorclient.Client, link *peering.Link, asked bool) error {
 	askEvery := firstAsk
 	ask := time.NewTimer(askEvery)
 	defer ask.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 
-	client.GetPeers(ctx, d.cfg.Hash)
+	if !asked {
+		client.GetPeers(ctx, d.cfg.Hash)
+		timeline.Mark(ctx, "mediator: get_peers sent")
+	}
 	// Progress is verified data only (the info dictionary, then pieces), so
 	// a peer sending bytes that never verify cannot hold --timeout off.
 	lastProgress := time.Now()
@@ -527,6 +554,9 @@ func (d *download) wait(ctx context.Context, t *swarm.Torrent, client *mediatorc
 			}
 			return swarm.ErrClosed
 		case known = <-link.Peers():
+			if len(known) > 0 {
+				timeline.Mark(ctx, "mediator: peers answered")
+			}
 			u.found(known)
 			connect()
 		case f := <-d.failures:

@@ -49,6 +49,7 @@ import (
 
 	"github.com/p2pcdn/p2pcdn/internal/mediation"
 	"github.com/p2pcdn/p2pcdn/internal/socketio"
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 )
 
 // Event is Peers or Signal.
@@ -101,7 +102,18 @@ type Options struct {
 	// MaxPayload caps one incoming Socket.IO packet; 0 means the
 	// transport's default.
 	MaxPayload int
+	// GetPeers are hashes to ask for as soon as Dial connects: in the same
+	// flight as the handshake toward a mediator of ours (a round trip
+	// saved), right after "established" toward others. Their first peers
+	// answers are kept for the first Subscribe of each hash, so a caller
+	// that subscribes after Dial returns still gets them.
+	GetPeers []string
 }
+
+// maxPipelined bounds the Options.GetPeers hashes asked in the flight of the
+// handshake (one get_peers each: batch events need the mediator's
+// established); the others are asked after it.
+const maxPipelined = 16
 
 // Defaults of the batch extension.
 const (
@@ -155,6 +167,8 @@ type Client struct {
 	reannounce chan []string       // hands the current connection's announcer what to (re-)announce
 	hashes     map[string]struct{} // what we seed, re-announced after reconnects
 	subs       map[string][]*Subscription
+	early      map[string]bool  // Options.GetPeers whose answers are kept until subscribed
+	retained   map[string]Peers // those answers, by hash
 	events     chan Event
 	closed     bool
 	closeOnce  sync.Once
@@ -174,18 +188,26 @@ func Dial(ctx context.Context, url string, opt Options) (*Client, error) {
 	if err := socketio.CheckURL(url); err != nil {
 		return nil, err
 	}
+	if err := checkHashes(opt.GetPeers); err != nil {
+		return nil, err
+	}
 	c := &Client{
-		url:     url,
-		opt:     opt,
-		id:      id,
-		log:     opt.Logger,
-		lim:     rate.NewLimiter(orDefault(opt.EventRate, 50), orDefault(opt.EventBurst, 50)),
-		hashLim: newHashLimiter(orDefault(opt.HashRate, DefaultHashRate)),
-		backoff: opt.Backoff,
-		done:    make(chan struct{}),
-		hashes:  make(map[string]struct{}),
-		subs:    make(map[string][]*Subscription),
-		events:  make(chan Event, orDefault(opt.Buffer, 64)),
+		url:      url,
+		opt:      opt,
+		id:       id,
+		log:      opt.Logger,
+		lim:      rate.NewLimiter(orDefault(opt.EventRate, 50), orDefault(opt.EventBurst, 50)),
+		hashLim:  newHashLimiter(orDefault(opt.HashRate, DefaultHashRate)),
+		backoff:  opt.Backoff,
+		done:     make(chan struct{}),
+		hashes:   make(map[string]struct{}),
+		subs:     make(map[string][]*Subscription),
+		events:   make(chan Event, orDefault(opt.Buffer, 64)),
+		early:    make(map[string]bool),
+		retained: make(map[string]Peers),
+	}
+	for _, h := range opt.GetPeers {
+		c.early[h] = true
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -208,7 +230,7 @@ func Dial(ctx context.Context, url string, opt Options) (*Client, error) {
 func (c *Client) dialFirst(ctx context.Context) (*socketio.Conn, *caps, error) {
 	refusals := 0
 	for {
-		conn, cp, err := c.connect(ctx)
+		conn, cp, err := c.connect(ctx, c.opt.GetPeers)
 		if err == nil {
 			c.backoff.Reset()
 			return conn, cp, nil
@@ -268,14 +290,23 @@ func (c *Client) Dropped() int64 { return c.dropped.Load() }
 // Reconnects returns how many times the client has reconnected.
 func (c *Client) Reconnects() int64 { return c.reconnects.Load() }
 
-// connect dials, hands shake and waits for established. Events arriving
+// connect dials, hands shake, waits for established and asks for the peers
+// of getPeers. Toward a mediator of ours the handshake and the first
+// get_peers go out in the flight of the namespace connect. Events arriving
 // before established are delivered as usual. When the mediator closes the
 // connection instead of answering, the client takes a fresh peer id for the
 // next attempt and the error wraps errRefused.
-func (c *Client) connect(ctx context.Context) (*socketio.Conn, *caps, error) {
+func (c *Client) connect(ctx context.Context, getPeers []string) (*socketio.Conn, *caps, error) {
 	ctx, cancel := context.WithTimeout(ctx, orDefault(c.opt.EstablishTimeout, 10*time.Second))
 	defer cancel()
+	id := c.PeerID()
+	hs := mediation.Handshake{ID: id, Type: mediation.Mediation}
+	early := []socketio.OutEvent{{Name: hs.Event(), Args: hs.Args()}}
+	for _, h := range getPeers[:min(len(getPeers), maxPipelined)] {
+		early = append(early, socketio.OutEvent{Name: mediation.EventGetPeers, Args: []any{h}})
+	}
 	conn, err := socketio.Dial(ctx, c.url, &socketio.DialOptions{
+		Pipeline:   early,
 		Header:     c.opt.Header,
 		MaxPayload: c.opt.MaxPayload,
 		// A get_peers_many is answered with one peers event per hash, all
@@ -287,11 +318,13 @@ func (c *Client) connect(ctx context.Context) (*socketio.Conn, *caps, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot connect to the mediator at %s: %w", c.url, err)
 	}
-	id := c.PeerID()
-	hs := mediation.Handshake{ID: id, Type: mediation.Mediation}
-	if err := conn.Emit(hs.Event(), hs.Args()...); err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("sending the handshake to %s: %w", c.url, err)
+	pipelined := conn.Pipelined()
+	if !pipelined {
+		if err := conn.Emit(hs.Event(), hs.Args()...); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("sending the handshake to %s: %w", c.url, err)
+		}
+		timeline.Mark(ctx, "mediator: handshake sent")
 	}
 	for {
 		ev, err := conn.ReadEvent(ctx)
@@ -306,7 +339,21 @@ func (c *Client) connect(ctx context.Context) (*socketio.Conn, *caps, error) {
 			return nil, nil, fmt.Errorf("%s: %w", c.url, errRefused)
 		}
 		if ev.Name == mediation.EventEstablished {
-			return conn, parseCaps(ev.Args, c.log), nil
+			timeline.Mark(ctx, "mediator: established")
+			cp := parseCaps(ev.Args, c.log)
+			if pipelined {
+				getPeers = getPeers[min(len(getPeers), maxPipelined):]
+			}
+			if len(getPeers) > 0 {
+				// Taken from the limits' buckets too, but never waiting: the
+				// connection is not live for other callers yet.
+				if err := c.sendHashes(ctx, conn, cp, getPeersEvents, getPeers, nil); err != nil {
+					conn.Close()
+					return nil, nil, fmt.Errorf("asking %s for peers: %w", c.url, err)
+				}
+				timeline.Mark(ctx, "mediator: get_peers sent")
+			}
+			return conn, cp, nil
 		}
 		c.dispatch(ev)
 	}
@@ -360,7 +407,7 @@ func (c *Client) reconnect() (*socketio.Conn, *caps) {
 			case <-t.C:
 			}
 		}
-		conn, cp, err := c.connect(c.ctx)
+		conn, cp, err := c.connect(c.ctx, nil)
 		if err == nil {
 			c.backoff.Reset()
 			return conn, cp
@@ -755,6 +802,13 @@ func (c *Client) subscribe(hash string, peersOnly bool) *Subscription {
 		return s
 	}
 	c.subs[hash] = append(c.subs[hash], s)
+	if c.early[hash] {
+		delete(c.early, hash)
+		if p, ok := c.retained[hash]; ok {
+			delete(c.retained, hash)
+			c.deliver(ch, p)
+		}
+	}
 	return s
 }
 
@@ -824,6 +878,9 @@ func (c *Client) dispatch(ev socketio.Event) {
 		c.deliver(s.ch, out)
 	}
 	if !taken {
+		if p, ok := out.(Peers); ok && c.early[hash] {
+			c.retained[hash] = p // for the first Subscribe
+		}
 		c.deliver(c.events, out)
 	}
 }

@@ -367,6 +367,9 @@ func (h *Host) runChannel(ctx context.Context, c *pconn, l *Link, ch *channel, c
 	defer ch.cancel()
 	cc := &countingConn{Conn: conn}
 	l.log.Debug("channel open", "peer", c.remote, "remote", conn.RemoteAddr(), "initiator", ch.initiator)
+	if c.peer != nil && c.peer.Extension() >= 1 {
+		ctx = swarm.PeerOfOurs(ctx) // our seeders answer a first request sent with the handshake
+	}
 	err := l.torrent.AddPeer(ctx, cc, ch.initiator, conn.RemoteAddr())
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 )
 
 // maxHeldCandidates bounds the candidates a negotiation holds: remote ones that came before the
@@ -26,6 +28,8 @@ type negotiation struct {
 	stunOn, turnOn bool
 	localCand      chan webrtc.ICECandidateInit // gathered by pion; dropped when full
 	gathered       <-chan struct{}              // closed when our gathering is complete
+	hostSeen       chan struct{}                // closed when pion gathered our first host candidate
+	hostOnce       sync.Once
 
 	trickle     bool            // our candidates go to the remote as they come
 	inSDP       map[string]bool // candidates our description carried
@@ -35,6 +39,9 @@ type negotiation struct {
 	localKinds  CandidateKinds
 	remoteKinds CandidateKinds
 	watch       iceWatch
+	tl          *timeline.Timeline // nil unless the caller's context carries one
+	firstCheck  bool               // our description says we select on the first check (firstcheck.go)
+	ufrag       string             // our ICE ufrag while the handler may select on its first check
 }
 
 func (t *Transport) newNegotiation(opt Options, send func(context.Context, string) error, recv <-chan string,
@@ -47,6 +54,7 @@ func (t *Transport) newNegotiation(opt Options, send func(context.Context, strin
 	n := &negotiation{
 		t: t, p: p, send: send, recv: recv,
 		localCand: make(chan webrtc.ICECandidateInit, maxHeldCandidates),
+		hostSeen:  make(chan struct{}),
 		watch:     iceWatch{minWait: minWait},
 	}
 	n.stunOn, n.turnOn = serverKinds(servers)
@@ -54,11 +62,24 @@ func (t *Transport) newNegotiation(opt Options, send func(context.Context, strin
 		if c == nil {
 			return
 		}
+		if c.Typ == webrtc.ICECandidateTypeHost {
+			n.hostOnce.Do(func() { close(n.hostSeen) })
+		}
 		select {
 		case n.localCand <- c.ToJSON():
 		default:
 		}
 	})
+	if tl := opt.timeline; tl != nil {
+		if sctp := p.pc.SCTP(); sctp != nil && sctp.Transport() != nil {
+			sctp.Transport().OnStateChange(func(st webrtc.DTLSTransportState) {
+				if st == webrtc.DTLSTransportStateConnected {
+					tl.Mark("rtc: DTLS connected")
+				}
+			})
+		}
+	}
+	n.tl = opt.timeline
 	if f := opt.ICEConnected; f != nil {
 		var once sync.Once
 		p.pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) {
@@ -87,10 +108,15 @@ func (n *negotiation) dial(ctx context.Context, label string) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create offer: %w", err)
 	}
-	// Whoever answers, the offer carries what we gathered: the prototype needs complete SDP.
-	if err := n.sendDescription(ctx, offer, true); err != nil {
+	n.tl.Mark("rtc: offer created")
+	n.firstCheck = true // used if the answer says so too
+	// The offer goes out with our host candidates; the others (server-reflexive, relayed: a round trip
+	// to a STUN server or two to a TURN server away) follow as candidate signals, which any answerer
+	// takes, simple-peer whatever its own trickle setting (docs/extensions.md).
+	if err := n.sendDescription(ctx, offer, waitHost); err != nil {
 		return nil, err
 	}
+	n.trickle = true
 	return n.await(ctx, SignalAnswer)
 }
 
@@ -106,7 +132,15 @@ func (n *negotiation) accept(ctx context.Context, offer Signal) (*conn, error) {
 	// A peer of ours takes the answer at once and our candidates as they come; the prototype wants
 	// them all in the answer.
 	n.trickle = offer.Ours()
-	if err := n.sendDescription(ctx, answer, !n.trickle); err != nil {
+	if offer.ICE == ICEFirstCheck {
+		n.firstCheck = true
+		n.selectOnFirstCheck(answer.SDP)
+	}
+	wait := waitAll
+	if n.trickle {
+		wait = waitNone
+	}
+	if err := n.sendDescription(ctx, answer, wait); err != nil {
 		return nil, err
 	}
 	return n.await(ctx, "")
@@ -120,18 +154,37 @@ func (n *negotiation) noteRemote(sig Signal) {
 	n.p.mu.Unlock()
 }
 
+// gatherWait is what a description waits for before it is sent.
+type gatherWait int
+
+const (
+	waitNone gatherWait = iota // nothing: the remote takes our candidates as they come
+	waitHost                   // our host candidates, then hostSettle; the rest are trickled
+	waitAll                    // every candidate (bounded by gatherTimeout): the remote wants complete SDP
+)
+
+// hostSettle is how long, after pion gathered our first host candidate, we wait for the other host
+// candidates (other interfaces) before sending an offer. pion makes them all at once, well within it;
+// a late one is trickled.
+const hostSettle = 10 * time.Millisecond
+
 // sendDescription applies desc and sends it, marked as ours, after waiting (bounded by gatherTimeout)
-// for our candidates when complete is set.
-func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDescription, complete bool) error {
+// for our candidates as wait says.
+func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDescription, wait gatherWait) error {
 	pc := n.p.pc
 	n.gathered = webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(desc); err != nil {
 		return fmt.Errorf("set local %s: %w", desc.Type, err)
 	}
 	var early []webrtc.ICECandidateInit // taken from localCand while waiting
-	if complete {
+	switch wait {
+	case waitAll:
 		var err error
 		if early, err = n.awaitGathering(ctx); err != nil {
+			return err
+		}
+	case waitHost:
+		if err := n.awaitHost(ctx); err != nil {
 			return err
 		}
 	}
@@ -144,13 +197,41 @@ func (n *negotiation) sendDescription(ctx context.Context, desc webrtc.SessionDe
 		}
 	}
 	sig := Signal{Type: local.Type.String(), SDP: local.SDP, Trickle: true, P2PCDN: ExtensionLevel, RecvBuffer: n.t.rcvbuf}
+	if n.firstCheck {
+		sig.ICE = ICEFirstCheck
+	}
 	if err := n.send(ctx, sig.String()); err != nil {
 		return fmt.Errorf("send %s: %w", local.Type, err)
 	}
+	n.tl.Mark("rtc: " + local.Type.String() + " sent")
 	for _, c := range early { // those the description missed are held or trickled
 		n.localCandidate(ctx, c)
 	}
 	return nil
+}
+
+// awaitHost waits until pion has our host candidates: the first, then hostSettle for those of other
+// interfaces (or until gathering completes, gatherTimeout at most). The others are trickled.
+func (n *negotiation) awaitHost(ctx context.Context) error {
+	timer := time.NewTimer(gatherTimeout)
+	defer timer.Stop()
+	host := n.hostSeen
+	for {
+		select {
+		case <-n.gathered:
+			return nil
+		case <-host:
+			host = nil
+			timer.Reset(hostSettle)
+		case <-timer.C:
+			if !isClosed(n.hostSeen) {
+				n.t.log.Debug("rtc: sending an offer without host candidates")
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // awaitGathering waits until our candidates are complete, or settled: a
@@ -265,6 +346,7 @@ func (n *negotiation) await(ctx context.Context, want string) (*conn, error) {
 			}
 			return nil, fmt.Errorf("peer connection ended before the data channel opened: %w", n.p.err())
 		case c := <-n.p.first:
+			n.tl.Mark("rtc: data channel open")
 			return c, nil
 		case c := <-n.localCand:
 			n.localCandidate(ctx, c)
@@ -290,6 +372,10 @@ func (n *negotiation) await(ctx context.Context, want string) (*conn, error) {
 			case SignalAnswer, SignalOffer:
 				if sig.Type != want {
 					return nil, fmt.Errorf("%w: unexpected %s", ErrBadSignal, sig.Type)
+				}
+				n.tl.Mark("rtc: " + sig.Type + " received")
+				if sig.ICE == ICEFirstCheck && n.firstCheck {
+					n.selectOnFirstCheck(n.p.pc.LocalDescription().SDP)
 				}
 				n.noteRemote(sig)
 				if err := n.setRemote(webrtc.NewSDPType(sig.Type), sig.SDP); err != nil {
@@ -325,5 +411,19 @@ func isClosed(ch <-chan struct{}) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// selectOnFirstCheck lets the transport select this connection's pair on the first check that reaches
+// it (both sides said they do, firstcheck.go); localSDP gives our ICE ufrag.
+func (n *negotiation) selectOnFirstCheck(localSDP string) {
+	n.ufrag = sdpUfrag(localSDP)
+	n.t.firstCheckOn(n.ufrag)
+}
+
+// done forgets what the negotiation registered with the transport.
+func (n *negotiation) done() {
+	if n.ufrag != "" {
+		n.t.firstCheckOff(n.ufrag)
 	}
 }

@@ -32,9 +32,23 @@ type pacer struct {
 	window         int           // current send window
 }
 
+// newPacer makes the send window of pc toward a remote whose socket holds rcvbuf bytes (0: unknown).
+//
+// One design serves three cases (doc.go has the measurements). The window is the path's smallest round
+// trip times WindowRate, between a floor and HighWater:
+//   - the floor keeps what arrives at once within the remote's socket: MinWindow (64 KiB) toward a
+//     browser, whose 128 KiB socket overflows from larger bursts on a short path, half the advertised
+//     buffer toward our native peers, who can take a full HighWater on loopback (throughput, issue 15);
+//   - the round trip is known from the start: ICE measured it with its checks, which a browser answers
+//     from its network thread (a busy page does not inflate them), so across a WAN the window covers
+//     the bandwidth-delay product from the first byte instead of staying at the floor for the 8 window
+//     fills it takes SCTP to sample the round trip (issue 16: a 1 MB transfer is over by then);
+//   - on a short path the round trip is small and the window stays at the floor, paced as before; if
+//     ICE's figure was inflated (a loaded machine), SCTP's smaller samples shrink the window at its
+//     first fill, since the window follows the smallest round trip seen.
 func newPacer(pc *webrtc.PeerConnection, cfg Config, rcvbuf int) *pacer {
 	floor := windowFloor(cfg, rcvbuf)
-	return &pacer{
+	p := &pacer{
 		pc:     pc,
 		chans:  make(map[*conn]struct{}),
 		wake:   make(chan struct{}),
@@ -43,6 +57,29 @@ func newPacer(pc *webrtc.PeerConnection, cfg Config, rcvbuf int) *pacer {
 		rate:   float64(cfg.WindowRate),
 		window: floor,
 	}
+	if rtt := iceRTT(pc); rtt > 0 {
+		p.minRTT, p.nRTT = rtt, rttSamples
+		p.window = p.windowFor(rtt)
+	}
+	return p
+}
+
+// iceRTT is the round trip of pc's selected candidate pair as ICE's checks measured it (the smaller of
+// the last and the mean), or 0 when unknown.
+func iceRTT(pc *webrtc.PeerConnection) time.Duration {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+		return 0
+	}
+	st, ok := sctp.Transport().ICETransport().GetSelectedCandidatePairStats()
+	if !ok || st.CurrentRoundTripTime <= 0 {
+		return 0
+	}
+	rtt := st.CurrentRoundTripTime
+	if st.ResponsesReceived > 0 && st.TotalRoundTripTime > 0 {
+		rtt = min(rtt, st.TotalRoundTripTime/float64(st.ResponsesReceived))
+	}
+	return time.Duration(rtt * float64(time.Second))
 }
 
 // windowFloor is the send window on a short path toward a remote whose socket holds rcvbuf bytes as
@@ -143,7 +180,7 @@ func (p *pacer) release(n int) {
 }
 
 // rttSamples is how many times the window must have filled, each time sampling SCTP's smoothed round
-// trip, before it grows: the first sample is the channel-open message's round trip, which a busy
+// trip, before it grows when ICE gave no round trip: the first sample is the channel-open message's round trip, which a busy
 // browser can inflate tenfold, and the smoothing (1/8 per sample) takes a while to forget it.
 const rttSamples = 8
 

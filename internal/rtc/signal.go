@@ -39,6 +39,8 @@ type Signal struct {
 	Trickle    bool                     `json:"trickle,omitempty"`
 	P2PCDN     int                      `json:"p2pcdn,omitempty"`
 	RecvBuffer int                      `json:"rcvbuf,omitempty"`
+	// ICE is ICEFirstCheck when the sender selects a candidate pair on its first check (firstcheck.go).
+	ICE string `json:"ice,omitempty"`
 }
 
 // maxRecvBuffer bounds an advertised receive buffer; larger values are ignored.
@@ -77,6 +79,7 @@ func ParseSignal(s string) (Signal, error) {
 		Trickle            json.RawMessage `json:"trickle"`
 		P2PCDN             json.RawMessage `json:"p2pcdn"`
 		RecvBuffer         json.RawMessage `json:"rcvbuf"`
+		ICE                json.RawMessage `json:"ice"`
 	}
 	trimmed := bytes.TrimSpace([]byte(s))
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -101,6 +104,9 @@ func ParseSignal(s string) (Signal, error) {
 	var rcvbuf float64
 	if json.Unmarshal(raw.RecvBuffer, &rcvbuf) == nil && rcvbuf >= 1 && rcvbuf <= maxRecvBuffer {
 		sig.RecvBuffer = int(rcvbuf)
+	}
+	if bytes.Equal(raw.ICE, []byte(`"`+ICEFirstCheck+`"`)) {
+		sig.ICE = ICEFirstCheck
 	}
 	hasCandidate := len(raw.Candidate) > 0 && !bytes.Equal(raw.Candidate, []byte("null"))
 	switch {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 )
 
 // ErrClosed is returned by a Transport used after Close.
@@ -33,9 +35,9 @@ const (
 	iceDisconnected = 4 * time.Second
 	iceFailed       = 6 * time.Second
 	iceKeepalive    = 2 * time.Second
-	// gatherTimeout bounds the wait for our candidates before a complete description is sent (STUN or
-	// TURN servers that do not answer, e.g. UDP blocked). Later candidates are trickled to peers of
-	// ours; a prototype peer gets what was gathered by then.
+	// gatherTimeout bounds the wait for our candidates before a description is sent (STUN or TURN
+	// servers that do not answer, e.g. UDP blocked): an offer's host candidates, or every candidate of
+	// an answer to the prototype's unmarked offer, which gets what was gathered by then.
 	gatherTimeout = 2 * time.Second
 	// gatherQuiet: once a server gave us a candidate, a description is sent when no other came for
 	// this long (the rest of the servers are probably unreachable; later ones are trickled to ours).
@@ -53,10 +55,11 @@ type Transport struct {
 	// rcvbuf is what our ICE UDP sockets hold, advertised in our descriptions (netbuf.go); 0 if unknown
 	rcvbuf int
 
-	mu     sync.Mutex
-	closed bool
-	peers  map[*Peer]struct{} // negotiating or open
-	wg     sync.WaitGroup     // closers started from pion callbacks
+	mu         sync.Mutex
+	closed     bool
+	peers      map[*Peer]struct{} // negotiating or open
+	firstCheck map[string]bool    // local ICE ufrags that select on their first check (firstcheck.go)
+	wg         sync.WaitGroup     // closers started from pion callbacks
 }
 
 // New builds a Transport from cfg.
@@ -67,6 +70,16 @@ func New(cfg Config) (*Transport, error) {
 	se.SetSCTPMaxMessageSize(uint32(cfg.MaxMessageSize))
 	se.SetSCTPMaxReceiveBufferSize(uint32(cfg.SCTPReceiveBuffer))
 	se.SetSCTPRTOMax(cfg.SCTPRTOMax)
+	// Round trips saved on every connection (measured across a WAN delay: internal/e2e/wan). pion never
+	// lets the congestion window fall below SCTPMinCwnd, so it is also the initial window.
+	se.SetSCTPMinCwnd(uint32(cfg.SCTPMinCwnd))
+	// SNAP (draft-hancke-tsvwg-snap): the SCTP INIT rides in the SDP (a=sctp-init), so the association
+	// is up as soon as DTLS is, without its own two round trips. Used only when the remote's description
+	// carries one too; otherwise SCTP hand shakes as usual.
+	se.EnableSctpSnap(true)
+	// No DTLS HelloVerifyRequest when we are the DTLS server: its cookie guards against spoofed source
+	// addresses, which ICE's authenticated checks have already ruled out on this path. Saves a round trip.
+	se.SetDTLSInsecureSkipHelloVerify(true)
 	se.SetHostAcceptanceMinWait(0)
 	se.SetSrflxAcceptanceMinWait(0)
 	se.SetPrflxAcceptanceMinWait(0)
@@ -86,6 +99,7 @@ func New(cfg Config) (*Transport, error) {
 		rcvbuf = n.rcvbuf
 	}
 	t := &Transport{cfg: cfg, log: cfg.Logger, peers: make(map[*Peer]struct{}), rcvbuf: rcvbuf}
+	se.SetICEBindingRequestHandler(t.onBindingRequest) // first-check selection (firstcheck.go)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6,
 		webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6}
 	if cfg.Loopback {
@@ -164,6 +178,8 @@ type Options struct {
 	// ICEConnected, if set, is called once, from pion's goroutine, when ICE has found a working path
 	// (the remote has proved it is reachable), before DTLS and the channel are up.
 	ICEConnected func()
+
+	timeline *timeline.Timeline // marks DTLS and the channel (withTimeline)
 }
 
 // Dial is the offerer side: it creates the peer connection and one ordered reliable data channel,
@@ -196,15 +212,15 @@ func (t *Transport) Accept(ctx context.Context, offer string, send func(ctx cont
 }
 
 // DialPeer is Dial returning the peer connection as well, for more channels on it. The offer is
-// marked as ours (docs/extensions.md); it carries the candidates gathered within a short bound, and
-// later ones are trickled if the answer shows a peer of ours.
+// marked as ours (docs/extensions.md); it carries our host candidates, and later ones are trickled.
 func (t *Transport) DialPeer(ctx context.Context, opt Options, send func(ctx context.Context, signal string) error,
 	recv <-chan string) (*Peer, Conn, error) {
-	n, err := t.newNegotiation(opt, send, recv, iceMinDial)
+	n, err := t.newNegotiation(withTimeline(ctx, opt), send, recv, iceMinDial)
 	if err != nil {
 		return nil, nil, err
 	}
 	c, err := n.dial(ctx, opt.Label)
+	n.done()
 	if err != nil {
 		_ = n.p.Close()
 		return nil, nil, fmt.Errorf("rtc dial: %w", err)
@@ -224,16 +240,34 @@ func (t *Transport) AcceptPeer(ctx context.Context, offer string, opt Options,
 	if sig.Type != SignalOffer {
 		return nil, nil, fmt.Errorf("rtc accept: %w: got %q signal, want offer", ErrBadSignal, sig.Type)
 	}
-	n, err := t.newNegotiation(opt, send, recv, iceMinAccept)
+	n, err := t.newNegotiation(withTimeline(ctx, opt), send, recv, iceMinAccept)
 	if err != nil {
 		return nil, nil, err
 	}
 	c, err := n.accept(ctx, sig)
+	n.done()
 	if err != nil {
 		_ = n.p.Close()
 		return nil, nil, fmt.Errorf("rtc accept: %w", err)
 	}
 	return n.p, c, nil
+}
+
+// withTimeline makes opt mark ICE, DTLS and the channel on the timeline ctx carries, if any.
+func withTimeline(ctx context.Context, opt Options) Options {
+	tl := timeline.FromContext(ctx)
+	if tl == nil {
+		return opt
+	}
+	f := opt.ICEConnected
+	opt.ICEConnected = func() {
+		tl.Mark("rtc: ICE connected")
+		if f != nil {
+			f()
+		}
+	}
+	opt.timeline = tl
+	return opt
 }
 
 func randomLabel() string {

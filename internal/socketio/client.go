@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 )
 
 // DialOptions configures Dial. The zero value (or nil) is usable.
@@ -25,6 +27,17 @@ type DialOptions struct {
 	Logger           *slog.Logger
 	// NetDialContext, if set, opens the TCP connection (e.g. from a chosen local address).
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Pipeline lists events to send in the same flight as the namespace connect ("40"), before the
+	// server's answer, when the server's open packet says it takes them ("p2pcdn" of 1 or more, see
+	// docs/extensions.md): a round trip saved. Other servers (socket.io's closes a client whose events
+	// come before its namespace is connected) get nothing early; Conn.Pipelined tells which happened.
+	Pipeline []OutEvent
+}
+
+// OutEvent is an event to send: 42["Name",Args...].
+type OutEvent struct {
+	Name string
+	Args []any
 }
 
 // Dial opens a client connection over the WebSocket transport (EIO=4&transport=websocket), connects the
@@ -55,12 +68,13 @@ func Dial(ctx context.Context, rawURL string, opt *DialOptions) (*Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.HandshakeTimeout)
 	defer cancel()
+	tl := timeline.FromContext(ctx)
 	d := websocket.Dialer{
 		HandshakeTimeout: o.HandshakeTimeout,
 		ReadBufferSize:   1024,
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{},
-		NetDialContext:   o.NetDialContext,
+		NetDialContext:   markDial(tl, o.NetDialContext),
 	}
 	ws, resp, err := d.DialContext(ctx, u, o.Header)
 	if err != nil {
@@ -70,10 +84,11 @@ func Dial(ctx context.Context, rawURL string, opt *DialOptions) (*Conn, error) {
 		}
 		return nil, dialCause(err, o.HandshakeTimeout.String())
 	}
+	tl.Mark("mediator: WebSocket open")
 	ws.SetReadLimit(int64(o.MaxPayload))
 	// The handshake reads below block; abandon them when ctx ends.
 	stop := context.AfterFunc(ctx, func() { _ = ws.Close() })
-	c, err := clientHandshake(ws, &o)
+	c, err := clientHandshake(ws, &o, tl)
 	if !stop() || err != nil {
 		_ = ws.Close()
 		if err == nil || ctx.Err() != nil {
@@ -86,8 +101,26 @@ func Dial(ctx context.Context, rawURL string, opt *DialOptions) (*Conn, error) {
 	return c, nil
 }
 
+// markDial wraps dial (nil: a plain net.Dialer) to mark the TCP connection on tl.
+func markDial(tl *timeline.Timeline, dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if tl == nil {
+		return dial
+	}
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err == nil {
+			tl.Mark("mediator: TCP connected")
+		}
+		return c, err
+	}
+}
+
 // clientHandshake reads the open packet, sends "40" and waits for the namespace answer.
-func clientHandshake(ws *websocket.Conn, o *DialOptions) (*Conn, error) {
+func clientHandshake(ws *websocket.Conn, o *DialOptions, tl *timeline.Timeline) (*Conn, error) {
 	remote := ws.RemoteAddr().String()
 	_, data, err := ws.ReadMessage()
 	if err != nil {
@@ -101,10 +134,12 @@ func clientHandshake(ws *websocket.Conn, o *DialOptions) (*Conn, error) {
 		PingInterval int64  `json:"pingInterval"`
 		PingTimeout  int64  `json:"pingTimeout"`
 		MaxPayload   int    `json:"maxPayload"`
+		P2PCDN       int    `json:"p2pcdn"` // ours: takes events in the flight of "40"
 	}
 	if err := json.Unmarshal(data[1:], &open); err != nil || open.Sid == "" || open.PingInterval <= 0 || open.PingTimeout <= 0 {
 		return nil, fmt.Errorf("socketio: malformed open packet from %s: %.80q", remote, data)
 	}
+	tl.Mark("mediator: Engine.IO open")
 	c := newConn(open.Sid, remote, o.Logger)
 	c.transport = transportWebsocket
 	c.ws = ws
@@ -118,6 +153,22 @@ func clientHandshake(ws *websocket.Conn, o *DialOptions) (*Conn, error) {
 	c.pingTimeout = time.Duration(open.PingTimeout) * time.Millisecond
 	if err := ws.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
 		return nil, fmt.Errorf("socketio: connect namespace on %s: %w", remote, err)
+	}
+	if open.P2PCDN >= 1 && len(o.Pipeline) > 0 {
+		for _, ev := range o.Pipeline {
+			pkt, err := encodeEvent(ev.Name, ev.Args)
+			if err != nil {
+				return nil, err
+			}
+			if len(pkt) > c.maxPayload {
+				return nil, fmt.Errorf("socketio: event %q is %d bytes, more than the connection's limit of %d", ev.Name, len(pkt), c.maxPayload)
+			}
+			if err := ws.WriteMessage(websocket.TextMessage, pkt); err != nil {
+				return nil, fmt.Errorf("socketio: send %s to %s: %w", ev.Name, remote, err)
+			}
+		}
+		c.pipelined = true
+		tl.Mark("mediator: namespace connect and events sent in one flight")
 	}
 	for {
 		_, data, err := ws.ReadMessage()
@@ -149,6 +200,7 @@ func clientHandshake(ws *websocket.Conn, o *DialOptions) (*Conn, error) {
 		}
 		switch sp.Type {
 		case socketConnect:
+			tl.Mark("mediator: Socket.IO connected")
 			c.connected = true
 			return c, nil
 		case socketConnectError:

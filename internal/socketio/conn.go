@@ -95,6 +95,7 @@ type Conn struct {
 	posting    bool        // a POST is in progress
 	probing    bool        // a websocket upgrade probe succeeded; polling answers noop until "5"
 	connected  bool        // namespace "/" connected ("40")
+	pipelined  bool        // client: DialOptions.Pipeline went out with "40"
 	discard    bool        // no handler: events are dropped
 	polled     bool        // a polling session has seen a request after its handshake (or an upgrade)
 	openTimer  *time.Timer // server: closes the connection if the client does not connect (or poll) in time
@@ -134,6 +135,9 @@ func (c *Conn) Opened() time.Time { return c.opened }
 // named in its opening request: how it reached us, e.g. through a proxy. It is
 // the client's word, empty when it sent none.
 func (c *Conn) Host() string { return c.host }
+
+// Pipelined reports whether Dial sent DialOptions.Pipeline in the flight of the namespace connect.
+func (c *Conn) Pipelined() bool { return c.pipelined }
 
 // Done is closed when the connection is gone.
 func (c *Conn) Done() <-chan struct{} { return c.ctx.Done() }

@@ -389,7 +389,10 @@ func (s *Server) openPacket(sid string, upgrades []string) []byte {
 		PingInterval int64    `json:"pingInterval"`
 		PingTimeout  int64    `json:"pingTimeout"`
 		MaxPayload   int      `json:"maxPayload"`
-	}{sid, upgrades, s.PingInterval.Milliseconds(), s.PingTimeout.Milliseconds(), s.MaxPayload})
+		// Ours (docs/extensions.md): packets are handled in order, so a client may send its events in
+		// the flight of the namespace connect. socket.io's own clients ignore the field.
+		P2PCDN int `json:"p2pcdn"`
+	}{sid, upgrades, s.PingInterval.Milliseconds(), s.PingTimeout.Milliseconds(), s.MaxPayload, 1})
 	return append([]byte{engineOpen}, b...)
 }
 

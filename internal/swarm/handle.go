@@ -25,6 +25,9 @@ func (t *Torrent) handle(p *peer, m wire.Message) error {
 	if m.ID == wire.Extended && m.ExtID == ourInfoExtID {
 		return t.handleInfoMsg(p, m.Payload)
 	}
+	if m.ID == wire.Extended && m.ExtID == wire.ExtHandshakeID {
+		return t.handleExtHandshake(p, m.Payload)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p.lastRecv = time.Now()
@@ -48,9 +51,6 @@ func (t *Torrent) handle(p *peer, m wire.Message) error {
 	case wire.Cancel:
 		p.out.cancelUpload(m)
 	case wire.Extended:
-		if m.ExtID == wire.ExtHandshakeID {
-			return t.handleExtHandshakeLocked(p, m.Payload)
-		}
 		// Another extension we did not advertise: ignore.
 	}
 	// Keep-alive, interested, not interested and unknown ids need nothing.
@@ -130,18 +130,30 @@ func (t *Torrent) handleRequestLocked(p *peer, m wire.Message) error {
 	return nil
 }
 
-func (t *Torrent) handleExtHandshakeLocked(p *peer, payload []byte) error {
+// handleExtHandshake applies an extended handshake. One that carries the info bytes themselves
+// (info_bytes, docs/extensions.md) gives us the dictionary at once when we lack it: it is checked and
+// installed as fetched bytes are, without asking.
+func (t *Torrent) handleExtHandshake(p *peer, payload []byte) error {
 	h, err := wire.ParseExtHandshake(payload)
 	if err != nil {
 		return err
 	}
+	t.mu.Lock()
+	p.lastRecv = time.Now()
+	p.tl.Mark("bt: extended handshake received")
 	p.infoExtID = h.M[wire.InfoExtName]
 	if p.infoExtID != 0 && h.InfoSize > 0 {
 		p.infoSize = h.InfoSize
 	}
+	if len(h.Info) > 0 && t.info == nil && !t.infoBusy && !p.infoFailed {
+		t.infoBusy = true
+		t.mu.Unlock()
+		return t.acceptInfo(p, h.Info)
+	}
 	if t.infoFetcher == nil {
 		t.startInfoFetchLocked()
 	}
+	t.mu.Unlock()
 	return nil
 }
 
@@ -182,6 +194,9 @@ func (t *Torrent) numBlocks(piece int) int {
 
 // fillLocked tops up p's pipeline of requests.
 func (t *Torrent) fillLocked(p *peer) {
+	if p.blind {
+		t.adoptFirstLocked(p)
+	}
 	if !t.downloadingLocked() || p.peerChoking || p.bf == nil || !p.amInterested || p.banned {
 		return
 	}
@@ -203,6 +218,7 @@ func (t *Torrent) fillLocked(p *peer) {
 		p.outstanding[k] = request{seq: t.reqSeq, at: time.Now()}
 		begin, n := t.blockRange(k)
 		p.send(wire.Message{ID: wire.Request, Index: uint32(k.piece), Begin: uint32(begin), Length: uint32(n)})
+		p.tl.Mark("bt: first block requested")
 	}
 }
 
@@ -341,6 +357,13 @@ func (t *Torrent) handleBlock(p *peer, m wire.Message) error {
 		t.mu.Unlock()
 		return ErrBanned
 	}
+	if t.info == nil && p.blind && m.Index == 0 && m.Begin == 0 {
+		// The answer to our blind request came before the dictionary (too large to ride in the
+		// extended handshake): we cannot check it yet, so it is dropped.
+		p.blind = false
+		t.mu.Unlock()
+		return nil
+	}
 	if t.info == nil || int(m.Index) >= t.info.PiecesAmount {
 		// Nobody asked for it: we request nothing before the info is known.
 		// Banned, so it cannot come back and keep a download looking busy.
@@ -352,6 +375,7 @@ func (t *Torrent) handleBlock(p *peer, m wire.Message) error {
 		t.mu.Unlock()
 		return fmt.Errorf("%w: %w", ErrBanned, why)
 	}
+	p.tl.Mark("bt: first block received")
 	p.down.Add(int64(len(m.Payload)))
 	t.down.Add(int64(len(m.Payload)))
 	i := int(m.Index)
@@ -416,7 +440,11 @@ func (t *Torrent) handleBlock(p *peer, m wire.Message) error {
 		t.mu.Unlock()
 		return nil
 	}
+	p.tl.Mark("bt: first piece verified")
 	t.pieceDoneLocked(i)
+	if t.completeLocked() {
+		p.tl.Mark("bt: complete")
+	}
 	t.mu.Unlock()
 	if t.cfg.OnPiece != nil {
 		t.cfg.OnPiece(i)
@@ -487,6 +515,7 @@ func (t *Torrent) startInfoFetchLocked() {
 				q.send(wire.Message{ID: wire.Extended, ExtID: uint8(q.infoExtID),
 					Payload: wire.AppendInfoMsg(nil, wire.InfoMsg{Type: wire.InfoRequest, Piece: j})})
 			}
+			q.tl.Mark("bt: info dictionary requested")
 			t.log.Debug("fetching the info dictionary", "peer", q.remote, "size", q.infoSize)
 			return
 		}
@@ -571,6 +600,7 @@ func (t *Torrent) acceptInfo(p *peer, data []byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.infoBusy, t.infoFetcher = false, nil
+	p.tl.Mark("bt: info dictionary verified")
 	t.log.Info("got the info dictionary", "peer", p.remote, "name", info.FileName, "pieces", info.PiecesAmount)
 	if err := t.installLocked(info, store); err != nil {
 		t.fail(err)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/p2pcdn/p2pcdn/internal/content"
+	"github.com/p2pcdn/p2pcdn/internal/timeline"
 	"github.com/p2pcdn/p2pcdn/internal/wire"
 )
 
@@ -34,6 +35,7 @@ type peer struct {
 	cancel   context.CancelCauseFunc
 	out      *outbox
 	up, down atomic.Int64
+	tl       *timeline.Timeline // the steps of a download, from AddPeer's context; usually nil
 
 	// under t.mu
 	bf           []byte // remote's bitfield; grows while the info is unknown
@@ -54,7 +56,9 @@ type peer struct {
 	infoGotN     int
 	infoFailed   bool
 	infoStart    time.Time // when we asked it for the info bytes
-	availCounted bool      // bf is counted in t.avail
+	blind        bool      // we asked for piece 0 with our handshake (firstpiece.go), not yet adopted
+	blindAt      time.Time
+	availCounted bool // bf is counted in t.avail
 	banned       bool
 	hasher       *content.PieceHasher // used by this peer's reader only
 }
@@ -95,13 +99,16 @@ func (t *Torrent) AddPeer(ctx context.Context, conn io.ReadWriteCloser, initiato
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 
 	r := wire.NewReader(conn, wire.Limits{})
-	hs, err := t.handshake(ctx, conn, r, initiator, cancel)
+	blind := initiator && isPeerOfOurs(ctx) && t.Info() == nil
+	blindAt := time.Now()
+	hs, err := t.handshake(ctx, conn, r, initiator, blind, cancel)
 	if err != nil {
 		return t.peerResult(ctx, fmt.Errorf("handshake with %s: %w", remote, err))
 	}
 	p := &peer{t: t, remote: remote, id: hs.PeerID, extended: hs.SupportsExtensions(), cancel: cancel,
 		out: newOutbox(), peerChoking: true, outstanding: map[blockKey]request{},
-		lastRecv: time.Now(), hasher: content.NewPieceHasher(), depth: t.cfg.Pipeline, lastSample: time.Now()}
+		lastRecv: time.Now(), hasher: content.NewPieceHasher(), depth: t.cfg.Pipeline, lastSample: time.Now(),
+		tl: timeline.FromContext(ctx), blind: blind, blindAt: blindAt}
 	if err := t.register(p); err != nil {
 		return err
 	}
@@ -133,14 +140,20 @@ func (t *Torrent) peerResult(ctx context.Context, err error) error {
 	return err
 }
 
-func (t *Torrent) handshake(ctx context.Context, conn io.Writer, r *wire.Reader, initiator bool, cancel context.CancelCauseFunc) (wire.Handshake, error) {
+// handshake exchanges BitTorrent handshakes; with blind, the initiator's goes out with a request for
+// the first piece (firstpiece.go).
+func (t *Torrent) handshake(ctx context.Context, conn io.Writer, r *wire.Reader, initiator, blind bool, cancel context.CancelCauseFunc) (wire.Handshake, error) {
 	timer := time.AfterFunc(t.cfg.HandshakeTimeout, func() {
 		cancel(fmt.Errorf("no handshake within %v", t.cfg.HandshakeTimeout))
 	})
 	defer timer.Stop()
 	ours := wire.AppendHandshake(nil, wire.NewHandshake(t.cfg.InfoHash, t.cfg.PeerID))
 	if initiator {
-		if _, err := conn.Write(ours); err != nil {
+		out := ours
+		if blind {
+			out = wire.AppendMessage(append([]byte(nil), ours...), firstPiece)
+		}
+		if _, err := conn.Write(out); err != nil {
 			return wire.Handshake{}, causeOr(ctx, err)
 		}
 	}
@@ -148,6 +161,7 @@ func (t *Torrent) handshake(ctx context.Context, conn io.Writer, r *wire.Reader,
 	if err != nil {
 		return hs, causeOr(ctx, err)
 	}
+	timeline.Mark(ctx, "bt: handshake received")
 	if hs.InfoHash != t.cfg.InfoHash {
 		return hs, fmt.Errorf("peer offers file %s, not %s", wire.EncodeID(hs.InfoHash), t.hashHex)
 	}
@@ -226,6 +240,9 @@ func (p *peer) sendExtHandshakeLocked() {
 	h := wire.ExtHandshake{M: map[string]int{wire.InfoExtName: ourInfoExtID}}
 	if len(p.t.infoBytes) <= wire.MaxInfoSize {
 		h.InfoSize = len(p.t.infoBytes) // larger ones (over ~190,000 pieces) are not offered by hash
+	}
+	if len(p.t.infoBytes) <= wire.MaxInlineInfo {
+		h.Info = p.t.infoBytes // a downloader by hash has it without asking: a round trip saved
 	}
 	p.send(wire.Message{ID: wire.Extended, ExtID: wire.ExtHandshakeID, Payload: h.Marshal()})
 }

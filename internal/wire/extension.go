@@ -14,6 +14,9 @@ const (
 	InfoBlockSize = 16384
 	// MaxInfoSize bounds the info bytes a downloader accepts.
 	MaxInfoSize = 8 << 20
+	// MaxInlineInfo bounds the info bytes an extended handshake carries itself (info_bytes): one piece
+	// of the info bytes, a dictionary of up to about 370 pieces (a 74 MB file).
+	MaxInlineInfo = InfoBlockSize
 )
 
 // ExtHandshake is the BEP 10 extended handshake: the extensions the sender
@@ -22,6 +25,9 @@ type ExtHandshake struct {
 	M map[string]int
 	// InfoSize is the size of the info bytes; 0 when the sender lacks them.
 	InfoSize int
+	// Info is the info bytes themselves (info_bytes), sent when they are at most MaxInlineInfo long so
+	// that a downloader has the dictionary without asking for it; nil otherwise.
+	Info []byte
 }
 
 // Marshal encodes h as the extended handshake payload (after the ext id).
@@ -33,6 +39,9 @@ func (h ExtHandshake) Marshal() []byte {
 	d := map[string]any{"m": m}
 	if h.InfoSize > 0 {
 		d["info_size"] = h.InfoSize
+	}
+	if len(h.Info) > 0 {
+		d["info_bytes"] = h.Info
 	}
 	b, err := EncodeBencode(d)
 	if err != nil { // unreachable: only ints and strings above
@@ -75,6 +84,20 @@ func ParseExtHandshake(p []byte) (ExtHandshake, error) {
 			return ExtHandshake{}, fmt.Errorf("extended handshake: info_size is not an integer in 0..%d", MaxInfoSize)
 		}
 		h.InfoSize = int(s)
+	}
+	if iv, ok := d["info_bytes"]; ok {
+		b, ok := iv.(string)
+		switch {
+		case !ok:
+			return ExtHandshake{}, fmt.Errorf("extended handshake: info_bytes is %s, want a string", kind(iv))
+		case len(b) > MaxInlineInfo:
+			return ExtHandshake{}, fmt.Errorf("extended handshake: info_bytes of %d bytes, more than %d", len(b), MaxInlineInfo)
+		case len(b) != h.InfoSize:
+			return ExtHandshake{}, fmt.Errorf("extended handshake: info_bytes of %d bytes, but info_size %d", len(b), h.InfoSize)
+		}
+		if len(b) > 0 {
+			h.Info = []byte(b)
+		}
 	}
 	return h, nil
 }

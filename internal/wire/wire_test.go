@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -191,6 +192,30 @@ func TestExtHandshake(t *testing.T) {
 		"d9:info_sizei8388609ee", "d1:mdeextra"} {
 		if _, err := ParseExtHandshake([]byte(bad)); err == nil {
 			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestExtHandshakeInfoBytes(t *testing.T) {
+	info := []byte(`{"full_hash":"x"}`)
+	h := ExtHandshake{M: map[string]int{InfoExtName: 1}, InfoSize: len(info), Info: info}
+	b := h.Marshal()
+	if want := `d10:info_bytes17:{"full_hash":"x"}9:info_sizei17e1:md11:p2pcdn_infoi1eee`; string(b) != want {
+		t.Fatalf("marshal: %s, want %s", b, want)
+	}
+	got, err := ParseExtHandshake(b)
+	if err != nil || !bytes.Equal(got.Info, info) || got.InfoSize != len(info) {
+		t.Fatalf("parse: %+v, %v", got, err)
+	}
+	long := strings.Repeat("a", MaxInlineInfo+1)
+	for _, bad := range []string{
+		"d10:info_bytesi1e9:info_sizei1e1:mdee",                                             // not a string
+		"d10:info_bytes3:abc9:info_sizei4e1:mdee",                                           // size disagrees
+		"d10:info_bytes3:abc1:mdee",                                                         // no size
+		fmt.Sprintf("d10:info_bytes%d:%s9:info_sizei%de1:mdee", len(long), long, len(long)), // too long
+	} {
+		if _, err := ParseExtHandshake([]byte(bad)); err == nil {
+			t.Errorf("%.60s accepted", bad)
 		}
 	}
 }
