@@ -122,6 +122,7 @@
 // messages still), between two processes on loopback, 256 MiB, median of 5 interleaved runs at load
 // ~30: p2pcdn get x1.13 the speed of the fixed 64 KiB window, at x0.78 the CPU per byte (seed + get).
 // Toward either kind of remote the window starts fitted to ICE's round trip (above), the floor being
-// MinWindow toward a browser and half the advertised buffer toward ours (newPacer says how the three
-// fit together).
+// MinWindow toward a browser and half the advertised buffer toward ours; a browser's window above its
+// floor is paced packet by packet beneath SCTP (wirepace.go, with its measurements). newPacer says how
+// these fit together.
 package rtc
