@@ -113,7 +113,7 @@ func measure(t *testing.T, lab *netlab.Lab, rtt time.Duration, runs int, want ma
 					}
 					row.Got = append(row.Got, ms(g.took))
 					if debug {
-						t.Logf("get %s at %v: %v\n%s", file, rtt, g.took, timelineOf(g.stderr))
+						t.Logf("get %s at %v: %v; stderr:\n%s", file, rtt, g.took, g.stderr)
 					}
 					if file == "one.bin" {
 						m.Timeline = timelineOf(g.stderr)
