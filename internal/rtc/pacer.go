@@ -205,12 +205,15 @@ func (p *pacer) bufferedLocked() int {
 }
 
 // reserve blocks until the next message of c fits in the window and returns its size: up to want
-// bytes, cut to chunkFor the current window. The caller writes it and then calls release with it.
+// bytes, cut to chunkFor the window's floor. The caller writes it and then calls release with it.
 // Called with c.wmu held.
 func (p *pacer) reserve(c *conn, want int) (int, error) {
 	for {
 		p.mu.Lock()
-		n := min(want, chunkFor(p.window, c.chunk))
+		// Sized by the floor, not the window: a window fitted to a long path toward a browser still
+		// gets 16 KiB messages, each delivered as soon as its packets are in (a 64 KiB message waits
+		// for its last packet, often a round trip behind the congestion window's edge).
+		n := min(want, chunkFor(p.minWin, c.chunk))
 		if p.bufferedLocked()+n <= p.window {
 			p.reserved += n
 			p.mu.Unlock()

@@ -362,9 +362,12 @@ const traceJS = `(() => {
 			this.addEventListener('datachannel', (e) => note('remote channel ' + e.channel.label)); }
 		createDataChannel(...a) { const dc = super.createDataChannel(...a); note('channel created');
 			dc.addEventListener('open', () => note('channel open'));
-			let got = 0, mark = 0; dc.addEventListener('message', (e) => {
+			let got = 0, mark = 0, msgs = 0; dc.addEventListener('message', (e) => {
 				got += e.data.byteLength || e.data.length || 0;
+				if (++msgs <= 6) note('message ' + msgs + ': ' + (e.data.byteLength || e.data.length || 0) + ' bytes');
 				if (got >= mark) { note('received ' + got); mark = mark ? 2 * mark : 65536; } });
+			const send = dc.send.bind(dc); let sent = 0;
+			dc.send = (d) => { if (++sent <= 4) note('sent ' + (d.byteLength || d.length || 0) + ' bytes'); return send(d); };
 			return dc; }
 		setRemoteDescription(d) { note('remote ' + (d && d.type) + (/a=sctp-init/.test(d && d.sdp) ? ' (SNAP)' : '')); return super.setRemoteDescription(d); }
 		setLocalDescription(d) { note('local ' + (d && d.type) + (/a=sctp-init/.test(d && d.sdp) ? ' (SNAP)' : '')); return super.setLocalDescription(d); }
