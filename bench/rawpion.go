@@ -17,6 +17,12 @@ const rawChunk = 64 << 10
 // use loopback UDP4 (the bench never leaves 127.0.0.1).
 func rawAPI() *webrtc.API {
 	var se webrtc.SettingEngine
+	iceOnLoopback(&se)
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}
+
+// iceOnLoopback restricts ICE to loopback UDP4 without mDNS.
+func iceOnLoopback(se *webrtc.SettingEngine) {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool {
 		ifc, err := net.InterfaceByName(name)
@@ -27,7 +33,6 @@ func rawAPI() *webrtc.API {
 	se.SetRemoteIPFilter(lo)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
 }
 
 // offer creates a complete (non-trickle) offer on pc.

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/pion/datachannel"
-	"github.com/pion/ice/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
@@ -134,16 +133,7 @@ func rawProcAPI() (*webrtc.API, error) {
 	se.SetNet(&bigBufNet{Net: n, size: rawSockBuf})
 	se.DetachDataChannels()
 	se.SetSCTPMaxReceiveBufferSize(rawSCTPRecv)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool {
-		ifc, err := net.InterfaceByName(name)
-		return err == nil && ifc.Flags&net.FlagLoopback != 0
-	})
-	lo := func(ip net.IP) bool { return ip.To4() != nil && ip.IsLoopback() }
-	se.SetIPFilter(lo)
-	se.SetRemoteIPFilter(lo)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	iceOnLoopback(&se)
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se)), nil
 }
 

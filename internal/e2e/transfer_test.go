@@ -86,8 +86,10 @@ func TestGetSizes(t *testing.T) {
 	}
 }
 
-// TestSeederKilledMidway kills one of two seeders with SIGKILL during a
-// download, which must complete from the other.
+// TestSeederKilledMidway kills a seeder with SIGKILL during a download, which
+// must complete from a second seeder. The first is frozen once it has sent
+// pieces and the second starts then, so both have sent data whatever the
+// machine's speed.
 func TestSeederKilledMidway(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 64 MiB files; skipped with -short")
@@ -98,14 +100,17 @@ func TestSeederKilledMidway(t *testing.T) {
 	writeRandom(t, src, size, 100)
 	m := startMediator(t, "127.0.0.1:0")
 	a := startSeeder(t, m, nil, src)
-	b := startSeeder(t, m, nil, src)
 	hash := a.infos[0].FullHash
-	if b.infos[0].FullHash != hash {
-		t.Fatal("the two seeders disagree on the hash")
-	}
 	out := t.TempDir()
 	get := startGet(t, m, out, hash)
 	waitPiecesSaved(t, get, filepath.Join(out, "big.bin"))
+	if err := a.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	b := startSeeder(t, m, nil, src)
+	if b.infos[0].FullHash != hash {
+		t.Fatal("the two seeders disagree on the hash")
+	}
 	a.Kill()
 	if code := get.Wait(runTimeout); code != 0 {
 		t.Fatalf("get exited %d after a seeder died; stderr:\n%s", code, get.Stderr())

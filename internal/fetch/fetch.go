@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/p2pcdn/p2pcdn/internal/content"
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
 	"github.com/p2pcdn/p2pcdn/internal/peering"
@@ -193,7 +191,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		s.asked[h] = true
 	}
 	if s.tr == nil {
-		if s.tr, err = rtc.New(withMediatorICE(cfg.RTC, client)); err != nil {
+		if s.tr, err = rtc.New(cfg.RTC.WithICEServers(client.ICEServers)); err != nil {
 			client.Close()
 			return nil, err
 		}
@@ -732,17 +730,4 @@ func targetPath(output string, info *content.Info) (string, error) {
 		return filepath.Join(output, name), nil
 	}
 	return output, nil
-}
-
-// withMediatorICE adds the STUN/TURN servers the mediator hands out, fresh
-// for each connection, to those cfg has.
-func withMediatorICE(cfg rtc.Config, client *mediatorclient.Client) rtc.Config {
-	own := cfg.ExtraICEServers
-	cfg.ExtraICEServers = func() []webrtc.ICEServer {
-		if own == nil {
-			return client.ICEServers()
-		}
-		return append(own(), client.ICEServers()...)
-	}
-	return cfg
 }

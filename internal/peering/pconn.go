@@ -319,15 +319,7 @@ func (h *Host) refuseLocked(c *pconn, conn rtc.Conn) {
 // openChannelLocked opens a channel for l's file on the open shared
 // connection c and serves it.
 func (h *Host) openChannelLocked(c *pconn, l *Link) {
-	ctx, cancel := context.WithCancel(c.ctx)
-	ch := &channel{initiator: true, cancel: cancel}
-	c.chans[l.hash] = ch
-	c.stopIdle()
-	h.wg.Add(1)
-	l.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		defer l.wg.Done()
+	h.startChannelLocked(c, l, true, func(ctx context.Context, ch *channel) (rtc.Conn, error) {
 		conn, err := c.peer.OpenChannel(ctx, labelPrefix+l.hash)
 		if err != nil {
 			h.mu.Lock()
@@ -336,16 +328,21 @@ func (h *Host) openChannelLocked(c *pconn, l *Link) {
 			}
 			h.idleLocked(c)
 			h.mu.Unlock()
-			cancel()
 			l.log.Debug("could not open a channel", "peer", c.remote, "err", err)
-			return
 		}
-		h.runChannel(ctx, c, l, ch, conn)
-	}()
+		return conn, err
+	})
 }
 
 // serveLocked runs l's torrent on conn, a channel of c.
 func (h *Host) serveLocked(c *pconn, l *Link, conn rtc.Conn, initiator bool) {
+	h.startChannelLocked(c, l, initiator, func(context.Context, *channel) (rtc.Conn, error) { return conn, nil })
+}
+
+// startChannelLocked registers l's channel on c and runs the torrent on the
+// channel that open gives, in a goroutine that h and l wait for.
+func (h *Host) startChannelLocked(c *pconn, l *Link, initiator bool,
+	open func(context.Context, *channel) (rtc.Conn, error)) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	ch := &channel{initiator: initiator, cancel: cancel}
 	c.chans[l.hash] = ch
@@ -355,6 +352,11 @@ func (h *Host) serveLocked(c *pconn, l *Link, conn rtc.Conn, initiator bool) {
 	go func() {
 		defer h.wg.Done()
 		defer l.wg.Done()
+		conn, err := open(ctx, ch)
+		if err != nil {
+			cancel()
+			return
+		}
 		h.runChannel(ctx, c, l, ch, conn)
 	}()
 }

@@ -242,3 +242,17 @@ func ConfigFromEnv(base Config) (Config, error) {
 	}
 	return base, nil
 }
+
+// WithICEServers returns c with servers' servers used after those it has: a
+// source learned at run time, such as a mediator handing out STUN/TURN servers
+// with fresh credentials for each connection.
+func (c Config) WithICEServers(servers func() []webrtc.ICEServer) Config {
+	own := c.ExtraICEServers
+	c.ExtraICEServers = func() []webrtc.ICEServer {
+		if own == nil {
+			return servers()
+		}
+		return append(own(), servers()...)
+	}
+	return c
+}

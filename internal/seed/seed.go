@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/p2pcdn/p2pcdn/internal/mediatorclient"
 	"github.com/p2pcdn/p2pcdn/internal/peering"
 	"github.com/p2pcdn/p2pcdn/internal/rtc"
@@ -202,7 +200,7 @@ func Run(ctx context.Context, cfg Config) error {
 	tr := cfg.Transport
 	if tr == nil {
 		var err error
-		if tr, err = rtc.New(withMediatorICE(cfg.RTC, client)); err != nil {
+		if tr, err = rtc.New(cfg.RTC.WithICEServers(client.ICEServers)); err != nil {
 			return err
 		}
 		cleanup = append(cleanup, func() { tr.Close() })
@@ -384,19 +382,6 @@ func (s *seeder) announcer(ctx context.Context, announced chan<- struct{}) {
 // gatherFor is how long the announcer lets hashes gather while hashing goes
 // on: at most 20 events a second, each with what was hashed meanwhile.
 const gatherFor = 50 * time.Millisecond
-
-// withMediatorICE adds the STUN/TURN servers the mediator hands out, fresh
-// for each connection, to those cfg has.
-func withMediatorICE(cfg rtc.Config, client *mediatorclient.Client) rtc.Config {
-	own := cfg.ExtraICEServers
-	cfg.ExtraICEServers = func() []webrtc.ICEServer {
-		if own == nil {
-			return client.ICEServers()
-		}
-		return append(own(), client.ICEServers()...)
-	}
-	return cfg
-}
 
 // ReportEvery is the least time between two lines about failed connection
 // attempts.
