@@ -33,6 +33,7 @@
   const WAIT = 20000; // for an answer, for ICE, for a data channel to open
   const IDLE = 30000; // a connection with no channel left closes after this
   const ICE_QUIET = 5000; // no check answered this long after the last candidate: ICE failed
+  const BLIND_WAIT = 3000; // after the handshake, for the answer to the blind request of piece 0
   const GRACE = 3000; // after ICE failed with every peer found, before fetch gives up
   const FETCH_TIMEOUT = 30000; // fetch gives up after this long without progress
   const LABEL = 'p2pcdn/'; // + full hash: our data channels' labels
@@ -657,6 +658,7 @@
       this.remoteInfoId = 0; this.remoteInfoSize = 0; this.infoTried = false;
       this.inflight = new Map(); this.uploads = []; this.uploading = false;
       this.downloaded = 0; this.uploaded = 0;
+      this.blindPending = false; this.blindData = null; // piece 0 asked with the handshake (_sendBlind)
     }
     // attach runs the wire over data channel dc of connection conn (a Conn).
     attach(conn, dc) {
@@ -669,9 +671,29 @@
       // A channel we opened on a live connection and that closes before the
       // remote's handshake was refused: that peer does not have the file.
       dc.onclose = () => this.close('data channel closed', this.initiator && !this.gotHandshake && conn.open && !conn.closed);
-      const opened = () => { if (this.initiator) this._sendHandshake(); this._flush(); };
+      const opened = () => {
+        if (this.initiator) this._sendHandshake();
+        if (this.initiator && conn.ours && !this.t.info && this.t.wanted) this._sendBlind();
+        this._flush();
+      };
       if (dc.readyState === 'open') opened(); else dc.onopen = opened;
       if (conn.open) setTimeout(() => dc.readyState === 'connecting' && this.close('data channel did not open within 20 s'), WAIT);
+    }
+    // _sendBlind asks a peer of ours for all of piece 0 in the flight of our
+    // handshake, before the dictionary tells its length (docs/extensions.md):
+    // our seeders answer a request past a piece's end with the bytes there
+    // are, after their extended handshake, so the piece comes a round trip
+    // sooner. Until it comes, piece 0 is not asked of this peer again.
+    _sendBlind() {
+      this.blindPending = true;
+      this._sendReq(6, 0, 0, PIECE_LENGTH);
+    }
+    // _blindGiveUp stops waiting for the blind request's answer from a peer
+    // that passed it over without a word (an older page).
+    _blindGiveUp() {
+      if (!this.blindPending || this.closed) return;
+      this.blindPending = false;
+      this.t._fill(this);
     }
     _sendHandshake() {
       const reserved = new Uint8Array(8); reserved[5] = 0x10;
@@ -715,6 +737,7 @@
       if (toHex(h.subarray(28, 48)) !== this.t.hash) raise('handshake for another file');
       this.gotHandshake = true;
       if (!this.initiator) this._sendHandshake();
+      if (this.blindPending) setTimeout(() => this._blindGiveUp(), BLIND_WAIT);
       const ext = { m: { p2pcdn_info: EXT_INFO_ID } };
       if (this.t.infoBytes) ext.info_size = this.t.infoBytes.length;
       // A small dictionary rides along (docs/extensions.md).
@@ -754,7 +777,15 @@
           { const nb = new Uint8Array(Math.max(p.length, this.remoteBits.length)); nb.set(this.remoteBits); for (let i = 0; i < p.length; i++) nb[i] |= p[i]; this.remoteBits = nb; }
           this.t._maybeUnchoke(this); this.t._onRemoteHave(this); break;
         case 6: need(12); this.t._onRequest(this, dv.getUint32(0), dv.getUint32(4), dv.getUint32(8)); break;
-        case 7: if (p.length < 8) raise('short piece message'); this.t._onBlock(this, dv.getUint32(0), dv.getUint32(4), p.subarray(8)); break;
+        case 7:
+          if (p.length < 8) raise('short piece message');
+          if (this.blindPending) {
+            // Requests are answered in order: the first block is the blind
+            // request's answer, or the peer passed it over.
+            this.blindPending = false;
+            if (dv.getUint32(0) === 0 && dv.getUint32(4) === 0 && !this.inflight.has('0:0')) { this.t._onBlindPiece(this, p.subarray(8)); break; }
+          }
+          this.t._onBlock(this, dv.getUint32(0), dv.getUint32(4), p.subarray(8)); break;
         case 8: need(12); { const i = dv.getUint32(0), b = dv.getUint32(4); this.uploads = this.uploads.filter((u) => u.index !== i || u.begin !== b); } break;
         case 20: if (!p.length) raise('empty extended message'); this._onExtended(p[0], p.subarray(1)); break;
         default: break; // unknown messages are ignored (BEP 3)
@@ -910,6 +941,9 @@
       this.infoBytes = bytes || te.encode(JSON.stringify(info));
       this.have = new Uint8Array(info.pieces_amount); this.pieces = new Array(info.pieces_amount).fill(null);
       this.infoFetch = null; this.activity = Date.now();
+      for (const w of this.wires.values()) {
+        if (w.blindData) { const d = w.blindData; w.blindData = null; this._onBlindPiece(w, d); }
+      }
       for (const w of this.wires.values()) { w.sendBitfield(); this._maybeUnchoke(w); this._onRemoteHave(w); }
       this._progress();
     }
@@ -1056,10 +1090,11 @@
         }
         return null;
       };
-      for (const p of this.partial.values()) { if (!p.verifying && w.hasPiece(p.index)) { const r = block(p, false); if (r) return r; } }
+      const has = (i) => w.hasPiece(i) && !(i === 0 && w.blindPending); // piece 0 is on its way
+      for (const p of this.partial.values()) { if (!p.verifying && has(p.index)) { const r = block(p, false); if (r) return r; } }
       if (this.partial.size < 4 + 2 * this.wires.size) {
         for (let i = 0; i < this.info.pieces_amount; i++) {
-          if (this.have[i] || this.partial.has(i) || !w.hasPiece(i)) continue;
+          if (this.have[i] || this.partial.has(i) || !has(i)) continue;
           const len = this.pieceLen(i), n = Math.ceil(len / BLOCK);
           const p = { index: i, len, buf: new Uint8Array(len), got: new Uint8Array(n), requested: new Int16Array(n), gotCount: 0, from: new Set(), verifying: false };
           this.partial.set(i, p);
@@ -1067,8 +1102,32 @@
         }
       }
       // End game: ask a second peer for blocks still outstanding.
-      for (const p of this.partial.values()) { if (!p.verifying && w.hasPiece(p.index)) { const r = block(p, true); if (r) return r; } }
+      for (const p of this.partial.values()) { if (!p.verifying && has(p.index)) { const r = block(p, true); if (r) return r; } }
       return null;
+    }
+    // _onBlindPiece takes the answer to w's blind request for piece 0: kept
+    // until the dictionary is known, then the whole piece if it is one we
+    // lack (verified as any other), dropped otherwise.
+    _onBlindPiece(w, data) {
+      w.downloaded += data.length;
+      if (!this.info) { if (data.length <= PIECE_LENGTH) w.blindData = data; return; }
+      if (this.have[0] || this.complete || data.length !== this.pieceLen(0)) { this._fill(w); return; }
+      let p = this.partial.get(0);
+      if (p && p.verifying) { this._fill(w); return; }
+      if (!p) {
+        const n = Math.ceil(data.length / BLOCK);
+        p = { index: 0, len: data.length, buf: null, got: new Uint8Array(n), requested: new Int16Array(n), gotCount: 0, from: new Set(), verifying: false };
+        this.partial.set(0, p);
+      }
+      // Other peers asked for blocks of it: those answers are no longer needed.
+      for (const o of this.wires.values()) {
+        for (const r of [...o.inflight.values()]) if (r.index === 0) { o.cancel(0, r.begin, r.length); p.requested[r.begin / BLOCK]--; }
+      }
+      const missing = p.len - p.got.reduce((a, g, b) => a + (g ? Math.min(BLOCK, p.len - b * BLOCK) : 0), 0);
+      p.buf = data.slice(); p.got.fill(1); p.gotCount = p.got.length; p.from.add(w.remoteId);
+      this.received += missing; this.activity = Date.now();
+      this._verify(p);
+      this._fill(w);
     }
     _onBlock(w, index, begin, data) {
       const key = index + ':' + begin, r = w.inflight.get(key);

@@ -54,7 +54,7 @@ func newConn(p *Peer, dc *webrtc.DataChannel, rwc datachannel.ReadWriteCloserDea
 	t := p.t
 	p.mu.Lock()
 	if p.pace == nil { // the first channel: the remote's description is known by now
-		p.pace = newPacer(p.pc, t.cfg, p.remoteRcvbuf)
+		p.pace = newPacer(p.pc, t.cfg, p.remoteRcvbuf, t.paced, t.log)
 	}
 	pace := p.pace
 	p.mu.Unlock()

@@ -58,9 +58,9 @@
 // server (ICE has already proved the remote's address), and an initial (and smallest) SCTP congestion
 // window of 64 KiB instead of pion's 4 packets, which with the send window above fitted to the path lets
 // a 1 MB transfer finish in a few round trips. Between two Go peers, first-check selection
-// (firstcheck.go, docs/extensions.md) saves the round trip of ICE's nomination. Between two Go peers
-// 80 ms apart, channel open came 3 round trips sooner and a 1 MB get took x0.71 the time (1.64 s
-// instead of 2.30 s).
+// (firstcheck.go, docs/extensions.md) saves the round trip of ICE's nomination. With the rest of issue
+// 16 (bench/results.md, WAN): a whole 1 MB get 80 ms away x0.41 the time of before (0.97 s against
+// 2.34 s; 1.37x curl over HTTP, same run), a page's 1 MB fetch x0.47 (0.99 s, 12 round trips).
 //
 // # Throughput (measured)
 //
@@ -122,6 +122,7 @@
 // messages still), between two processes on loopback, 256 MiB, median of 5 interleaved runs at load
 // ~30: p2pcdn get x1.13 the speed of the fixed 64 KiB window, at x0.78 the CPU per byte (seed + get).
 // Toward either kind of remote the window starts fitted to ICE's round trip (above), the floor being
-// MinWindow toward a browser and half the advertised buffer toward ours (newPacer says how the three
-// fit together).
+// MinWindow toward a browser and half the advertised buffer toward ours; a browser's window above its
+// floor is paced packet by packet beneath SCTP (wirepace.go, with its measurements). newPacer says how
+// these fit together.
 package rtc

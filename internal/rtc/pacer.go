@@ -1,7 +1,9 @@
 package rtc
 
 import (
+	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -30,6 +32,12 @@ type pacer struct {
 	minRTT         time.Duration // smallest smoothed round trip seen; 0 until measured
 	nRTT           int           // times minRTT was sampled
 	window         int           // current send window
+
+	// Packet pacing (wirepace.go) toward a remote that did not say what its socket holds.
+	log    *slog.Logger
+	dests  *pacedDests    // nil: no pacing (our peers, or no socket of ours to pace)
+	dst    netip.AddrPort // the selected pair's remote address; invalid if unknown
+	pacing bool           // dst is registered in dests
 }
 
 // newPacer makes the send window of pc toward a remote whose socket holds rcvbuf bytes (0: unknown).
@@ -45,8 +53,11 @@ type pacer struct {
 //     fills it takes SCTP to sample the round trip (issue 16: a 1 MB transfer is over by then);
 //   - on a short path the round trip is small and the window stays at the floor, paced as before; if
 //     ICE's figure was inflated (a loaded machine), SCTP's smaller samples shrink the window at its
-//     first fill, since the window follows the smallest round trip seen.
-func newPacer(pc *webrtc.PeerConnection, cfg Config, rcvbuf int) *pacer {
+//     first fill, since the window follows the smallest round trip seen;
+//   - a window above the floor toward a browser is more than its socket takes at once, and SCTP sends
+//     its congestion window in bursts, so the connection's packets are then spaced out at the window's
+//     rate beneath SCTP (wirepace.go). Our peers' sockets take a whole window: never paced.
+func newPacer(pc *webrtc.PeerConnection, cfg Config, rcvbuf int, dests *pacedDests, log *slog.Logger) *pacer {
 	floor := windowFloor(cfg, rcvbuf)
 	p := &pacer{
 		pc:     pc,
@@ -57,11 +68,64 @@ func newPacer(pc *webrtc.PeerConnection, cfg Config, rcvbuf int) *pacer {
 		rate:   float64(cfg.WindowRate),
 		window: floor,
 	}
+	if rcvbuf <= 0 && dests != nil {
+		p.dests, p.dst, p.log = dests, iceRemote(pc), log
+	}
 	if rtt := iceRTT(pc); rtt > 0 {
 		p.minRTT, p.nRTT = rtt, rttSamples
 		p.window = p.windowFor(rtt)
 	}
+	p.paceLocked()
 	return p
+}
+
+// paceLocked paces packets toward a browser whose window is larger than what its socket always takes
+// (wirepace.go): at the window's rate, in bursts of a quarter of the floor. It stops pacing otherwise.
+func (p *pacer) paceLocked() {
+	if p.dests == nil || !p.dst.IsValid() {
+		return
+	}
+	if p.window <= p.minWin || p.minRTT <= 0 {
+		if p.pacing {
+			p.dests.remove(p.dst)
+			p.pacing = false
+		}
+		return
+	}
+	bps := float64(p.window) / p.minRTT.Seconds()
+	if !p.pacing && p.log != nil {
+		p.log.Debug("pacing packets", "remote", p.dst, "window", p.window, "rtt", p.minRTT, "bytes_per_sec", int(bps))
+	}
+	p.dests.set(p.dst, bps, p.minWin/4)
+	p.pacing = true
+}
+
+// stop ends the pacing of the connection's packets.
+func (p *pacer) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pacing {
+		p.dests.remove(p.dst)
+		p.pacing = false
+	}
+	p.dests = nil
+}
+
+// iceRemote is the remote address of pc's selected candidate pair, invalid when unknown (or a name).
+func iceRemote(pc *webrtc.PeerConnection) netip.AddrPort {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+		return netip.AddrPort{}
+	}
+	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Remote == nil {
+		return netip.AddrPort{}
+	}
+	a, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(a.Unmap(), pair.Remote.Port)
 }
 
 // iceRTT is the round trip of pc's selected candidate pair as ICE's checks measured it (the smaller of
@@ -141,12 +205,15 @@ func (p *pacer) bufferedLocked() int {
 }
 
 // reserve blocks until the next message of c fits in the window and returns its size: up to want
-// bytes, cut to chunkFor the current window. The caller writes it and then calls release with it.
+// bytes, cut to chunkFor the window's floor. The caller writes it and then calls release with it.
 // Called with c.wmu held.
 func (p *pacer) reserve(c *conn, want int) (int, error) {
 	for {
 		p.mu.Lock()
-		n := min(want, chunkFor(p.window, c.chunk))
+		// Sized by the floor, not the window: a window fitted to a long path toward a browser still
+		// gets 16 KiB messages, each delivered as soon as its packets are in (a 64 KiB message waits
+		// for its last packet, often a round trip behind the congestion window's edge).
+		n := min(want, chunkFor(p.minWin, c.chunk))
 		if p.bufferedLocked()+n <= p.window {
 			p.reserved += n
 			p.mu.Unlock()
@@ -204,6 +271,7 @@ func (p *pacer) updateWindowLocked() int {
 		p.window = w
 		p.setThresholdsLocked()
 	}
+	p.paceLocked() // the window or the round trip may have changed
 	return w
 }
 

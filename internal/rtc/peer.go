@@ -237,7 +237,11 @@ func (p *Peer) Close() error {
 		p.closed = true
 		chans := p.chans
 		p.chans = map[*conn]struct{}{}
+		pace := p.pace
 		p.mu.Unlock()
+		if pace != nil {
+			pace.stop()
+		}
 		for c := range chans {
 			c.closeChannel()
 		}

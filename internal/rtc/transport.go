@@ -54,6 +54,8 @@ type Transport struct {
 	tcpLn net.Listener
 	// rcvbuf is what our ICE UDP sockets hold, advertised in our descriptions (netbuf.go); 0 if unknown
 	rcvbuf int
+	// paced are the destinations our ICE UDP sockets pace packets to (wirepace.go); unused with Config.Net
+	paced *pacedDests
 
 	mu         sync.Mutex
 	closed     bool
@@ -86,19 +88,19 @@ func New(cfg Config) (*Transport, error) {
 	se.SetRelayAcceptanceMinWait(relayAcceptanceWait)
 	se.SetICETimeouts(iceDisconnected, iceFailed, iceKeepalive)
 	rcvbuf := 0
-	switch {
-	case cfg.Net != nil:
+	paced := &pacedDests{}
+	if cfg.Net != nil {
 		se.SetNet(cfg.Net)
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	case cfg.SocketBuffer > 0:
-		n, err := newBufferedNet(cfg.SocketBuffer)
+	} else {
+		n, err := newBufferedNet(max(cfg.SocketBuffer, 0), paced)
 		if err != nil {
 			return nil, err
 		}
 		se.SetNet(n)
 		rcvbuf = n.rcvbuf
 	}
-	t := &Transport{cfg: cfg, log: cfg.Logger, peers: make(map[*Peer]struct{}), rcvbuf: rcvbuf}
+	t := &Transport{cfg: cfg, log: cfg.Logger, peers: make(map[*Peer]struct{}), rcvbuf: rcvbuf, paced: paced}
 	se.SetICEBindingRequestHandler(t.onBindingRequest) // first-check selection (firstcheck.go)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6,
 		webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6}

@@ -63,6 +63,7 @@ type rig struct {
 	httpBase    string            // http://server:PORT/ serving the seeded files
 	hashes      map[string]string // file name → full hash
 	sums        map[string]string // file name → SHA-256 hex of its bytes
+	seeder      *testenv.Proc
 }
 
 // newRig builds the lab's hosts and starts the mediator, the seeder of files (name → size) and the HTTP
@@ -81,7 +82,7 @@ func newRig(t *testing.T, lab *netlab.Lab, rtt time.Duration, files map[string]i
 		r.sums[name] = writeRandom(t, filepath.Join(dir, name), size)
 	}
 	r.mediator = startMediator(t, r.server)
-	r.hashes = startSeeder(t, r.server, r.mediator, dir, len(files))
+	r.hashes, r.seeder = startSeeder(t, r.server, r.mediator, dir, len(files))
 	r.httpBase = serveHTTP(t, r.server, dir)
 	return r
 }
@@ -101,7 +102,7 @@ func startMediator(t *testing.T, h *netlab.Host) string {
 var seedingRE = regexp.MustCompile(`seeding (\d+) file\(s\)`)
 
 // startSeeder seeds dir's n files from h and returns their hashes by file name.
-func startSeeder(t *testing.T, h *netlab.Host, med, dir string, n int) map[string]string {
+func startSeeder(t *testing.T, h *netlab.Host, med, dir string, n int) (map[string]string, *testenv.Proc) {
 	t.Helper()
 	p := h.Start(t, "seeder", bin, dir, "seed", "--json", "--no-cache", "--verbose", "--mediator", med, dir)
 	if got, _ := strconv.Atoi(p.WaitOutput(seedingRE, startTimeout)[1]); got != n {
@@ -123,7 +124,7 @@ func startSeeder(t *testing.T, h *netlab.Host, med, dir string, n int) map[strin
 		}
 		hashes[info.FileName] = info.FullHash
 	}
-	return hashes
+	return hashes, p
 }
 
 // serveHTTP serves dir over plain HTTP from h, as a CDN's origin would, and returns its base URL. Every
@@ -361,9 +362,12 @@ const traceJS = `(() => {
 			this.addEventListener('datachannel', (e) => note('remote channel ' + e.channel.label)); }
 		createDataChannel(...a) { const dc = super.createDataChannel(...a); note('channel created');
 			dc.addEventListener('open', () => note('channel open'));
-			let got = 0, mark = 0; dc.addEventListener('message', (e) => {
+			let got = 0, mark = 0, msgs = 0; dc.addEventListener('message', (e) => {
 				got += e.data.byteLength || e.data.length || 0;
+				if (++msgs <= 6) note('message ' + msgs + ': ' + (e.data.byteLength || e.data.length || 0) + ' bytes');
 				if (got >= mark) { note('received ' + got); mark = mark ? 2 * mark : 65536; } });
+			const send = dc.send.bind(dc); let sent = 0;
+			dc.send = (d) => { if (++sent <= 4) note('sent ' + (d.byteLength || d.length || 0) + ' bytes'); return send(d); };
 			return dc; }
 		setRemoteDescription(d) { note('remote ' + (d && d.type) + (/a=sctp-init/.test(d && d.sdp) ? ' (SNAP)' : '')); return super.setRemoteDescription(d); }
 		setLocalDescription(d) { note('local ' + (d && d.type) + (/a=sctp-init/.test(d && d.sdp) ? ' (SNAP)' : '')); return super.setLocalDescription(d); }

@@ -97,6 +97,7 @@ func measure(t *testing.T, lab *netlab.Lab, rtt time.Duration, runs int, want ma
 	r := newRig(t, lab, rtt, map[string]int64{"one.bin": 1e6, "small.bin": 100e3})
 	m := Measured{RTTMS: float64(rtt) / float64(time.Millisecond)}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	debug := os.Getenv("P2PCDN_WAN_DEBUG") != ""
 	// One untimed get warms the page cache, the mediator and the seeder.
 	r.get(t, r.hashes["small.bin"])
 
@@ -111,8 +112,8 @@ func measure(t *testing.T, lab *netlab.Lab, rtt time.Duration, runs int, want ma
 						t.Fatalf("get %s wrote other bytes", file)
 					}
 					row.Got = append(row.Got, ms(g.took))
-					if os.Getenv("P2PCDN_WAN_DEBUG") != "" {
-						t.Logf("get %s at %v: %v\n%s", file, rtt, g.took, timelineOf(g.stderr))
+					if debug {
+						t.Logf("get %s at %v: %v; stderr:\n%s", file, rtt, g.took, g.stderr)
 					}
 					if file == "one.bin" {
 						m.Timeline = timelineOf(g.stderr)
@@ -148,9 +149,16 @@ func measure(t *testing.T, lab *netlab.Lab, rtt time.Duration, runs int, want ma
 			p := b.openPage(t)
 			for j := range 2 {
 				if (i+j)%2 == 0 {
+					drops := 0
+					if debug {
+						drops = r.udpDrops(t)
+					}
 					took, sum := p.fetchHash(t, r.hashes["one.bin"])
 					if sum != r.sums["one.bin"] {
 						t.Fatal("page fetch wrote other bytes")
+					}
+					if debug {
+						t.Logf("page fetch at %v: %v, %d datagrams dropped at the far host's sockets", rtt, took, r.udpDrops(t)-drops)
 					}
 					row.Got = append(row.Got, ms(took))
 				} else {
@@ -164,6 +172,13 @@ func measure(t *testing.T, lab *netlab.Lab, rtt time.Duration, runs int, want ma
 			p.close()
 		}
 		t.Logf("page 1 MB at %v: got %v, base %v", rtt, row.Got, row.Base)
+		if debug {
+			for _, line := range strings.Split(r.seeder.Stderr(), "\n") {
+				if strings.Contains(line, "pacing") {
+					t.Logf("seeder: %s", line)
+				}
+			}
+		}
 		m.Rows = append(m.Rows, row)
 	}
 	return m
