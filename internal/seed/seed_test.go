@@ -206,8 +206,17 @@ func TestMediatorNotUpYet(t *testing.T) {
 		asker := testpeer.Dial(t, addr, "")
 		sub := asker.Subscribe(e[0].Info.FullHash)
 		defer sub.Close()
-		if ids := peersOf(t, asker, sub, e[0].Info.FullHash); len(ids) != 1 {
-			t.Fatalf("the mediator knows seeders %v, want the one that waited for it", ids)
+		// Ready means announced, not yet handled by the mediator, which
+		// reads the asker's connection apart from the seeder's: ask again
+		// until the announce has landed.
+		for deadline := time.Now().Add(waitTimeout); ; time.Sleep(50 * time.Millisecond) {
+			ids := peersOf(t, asker, sub, e[0].Info.FullHash)
+			if len(ids) == 1 {
+				break
+			}
+			if len(ids) > 1 || time.Now().After(deadline) {
+				t.Fatalf("the mediator knows seeders %v, want the one that waited for it", ids)
+			}
 		}
 	case err := <-done:
 		t.Fatalf("Run ended before the mediator came: %v", err)
