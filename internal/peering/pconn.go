@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,12 +51,16 @@ type pconn struct {
 	idle   *time.Timer
 	// refusals budgets the remote's channels we refuse (see refusalBurst).
 	refusals *rate.Limiter
+	// unheard holds a token per channel we opened and have not heard from
+	// yet (see maxUnheard).
+	unheard chan struct{}
 }
 
 // channel is one file's wire session on a connection.
 type channel struct {
 	initiator bool // we opened it
 	cancel    context.CancelFunc
+	heard     func() // gives back the channel's unheard token, if it holds one; idempotent
 }
 
 // newConnLocked registers a connection about to negotiate.
@@ -66,6 +71,7 @@ func (h *Host) newConnLocked(remote, hash string, initiator, shared bool, addr s
 		recv: make(chan string, recvSignals), started: time.Now(), shared: shared, addr: addr,
 		chans: make(map[string]*channel), queue: make(map[string]bool),
 		refusals: rate.NewLimiter(rate.Every(refusalEvery), refusalBurst),
+		unheard:  make(chan struct{}, maxUnheard),
 	}
 	h.conns[c] = true
 	if shared {
@@ -320,7 +326,32 @@ func (h *Host) refuseLocked(c *pconn, conn rtc.Conn) {
 // connection c and serves it.
 func (h *Host) openChannelLocked(c *pconn, l *Link) {
 	h.startChannelLocked(c, l, true, func(ctx context.Context, ch *channel) (rtc.Conn, error) {
-		conn, err := c.peer.OpenChannel(ctx, labelPrefix+l.hash)
+		var err error
+		select {
+		case c.unheard <- struct{}{}:
+			var once sync.Once
+			ch.heard = func() { once.Do(func() { <-c.unheard }) }
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		var conn rtc.Conn
+		if err == nil {
+			if conn, err = c.peer.OpenChannel(ctx, labelPrefix+l.hash); err != nil {
+				ch.heard()
+			} else {
+				// A channel the remote never answers is one its SCTP
+				// lost (see maxUnheard): the connection is stuck behind
+				// it, so close it and let the files find the peer again.
+				stuck := time.AfterFunc(unheardTimeout, func() {
+					h.mu.Lock()
+					defer h.mu.Unlock()
+					l.log.Debug("a channel we opened was never answered; closing the connection", "peer", c.remote)
+					h.dropLocked(c)
+				})
+				heard := ch.heard
+				ch.heard = func() { stuck.Stop(); heard() }
+			}
+		}
 		if err != nil {
 			h.mu.Lock()
 			if c.chans[l.hash] == ch {
@@ -344,7 +375,7 @@ func (h *Host) serveLocked(c *pconn, l *Link, conn rtc.Conn, initiator bool) {
 func (h *Host) startChannelLocked(c *pconn, l *Link, initiator bool,
 	open func(context.Context, *channel) (rtc.Conn, error)) {
 	ctx, cancel := context.WithCancel(c.ctx)
-	ch := &channel{initiator: initiator, cancel: cancel}
+	ch := &channel{initiator: initiator, cancel: cancel, heard: func() {}}
 	c.chans[l.hash] = ch
 	c.stopIdle()
 	h.wg.Add(1)
@@ -365,7 +396,8 @@ func (h *Host) startChannelLocked(c *pconn, l *Link, initiator bool,
 // connection go idle (shared) or close (one file).
 func (h *Host) runChannel(ctx context.Context, c *pconn, l *Link, ch *channel, conn rtc.Conn) {
 	defer ch.cancel()
-	cc := &countingConn{Conn: conn}
+	defer ch.heard()
+	cc := &countingConn{Conn: conn, heard: ch.heard}
 	l.log.Debug("channel open", "peer", c.remote, "remote", conn.RemoteAddr(), "initiator", ch.initiator)
 	if c.peer != nil && c.peer.Extension() >= 1 {
 		ctx = swarm.PeerOfOurs(ctx) // our seeders answer a first request sent with the handshake
@@ -420,11 +452,15 @@ func labelHash(label string) (string, bool) {
 // before a byte came) from one that ended later.
 type countingConn struct {
 	rtc.Conn
-	read atomic.Int64
+	read  atomic.Int64
+	heard func() // called on every read that returned bytes
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	c.read.Add(int64(n))
+	if n > 0 {
+		c.read.Add(int64(n))
+		c.heard()
+	}
 	return n, err
 }

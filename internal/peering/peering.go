@@ -58,6 +58,16 @@ const (
 	// refusals in 16 s).
 	refusalBurst = 16
 	refusalEvery = 2 * time.Second
+	// maxUnheard bounds the channels we have opened on a connection and not
+	// yet heard from. pion's SCTP queues at most 16 new incoming streams
+	// until the remote accepts them and silently drops the data of any
+	// stream beyond (its sender retransmits only after timeouts, ~30 s), and
+	// our detached channels count as open as soon as the open message is
+	// sent. Our peers speak first on every channel (the BitTorrent
+	// handshake), so a channel heard from has been accepted.
+	maxUnheard = 8
+	// unheardTimeout is how long a channel we opened may stay unanswered.
+	unheardTimeout = 5 * time.Second
 	// maxRecords bounds the per-peer records a Host or Link keeps (failures,
 	// refusals, prototype peers).
 	maxRecords = 1024
