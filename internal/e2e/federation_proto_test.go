@@ -10,12 +10,9 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -353,12 +350,4 @@ func pageEval[T any](t testing.TB, tab context.Context, expr string) T {
 	return v
 }
 
-func fileSHA256(t testing.TB, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
+func fileSHA256(t testing.TB, path string) string { return testenv.FileSHA256(t, path) }

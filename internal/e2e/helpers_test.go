@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"regexp"
 	"strconv"
@@ -174,24 +173,9 @@ func parseSummary(t testing.TB, p *proc) *summary {
 	return &s
 }
 
-// writeRandom writes size pseudo-random bytes, derived from seed, to path,
-// streaming so big files cost no memory.
+// writeRandom writes size pseudo-random bytes, derived from seed, to path.
 func writeRandom(t testing.TB, path string, size int64, seed uint64) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	src := rand.NewChaCha8(key)
-	if _, err := io.CopyN(f, src, size); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.WriteRandom(t, path, size, seed)
 }
 
 // sameFile fails the test unless the files at a and b hold the same bytes.

@@ -3,13 +3,10 @@ package browser
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"regexp"
@@ -187,41 +184,13 @@ func runGet(t testing.TB, m *testMediator, outDir, hash string) *getSummary {
 	return &s
 }
 
-// writeRandom writes size pseudo-random bytes to path, streaming, and
-// returns their SHA-256 in hex.
+// writeRandom writes size pseudo-random bytes to path and returns their
+// SHA-256 in hex.
 func writeRandom(t testing.TB, path string, size int64, seed uint64) string {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	h := sha256.New()
-	if _, err := io.CopyN(io.MultiWriter(f, h), rand.NewChaCha8(key), size); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return testenv.WriteRandom(t, path, size, seed)
 }
 
-// fileSHA256 is the SHA-256 of the file at path in hex, read streaming.
-func fileSHA256(t testing.TB, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+func fileSHA256(t testing.TB, path string) string { return testenv.FileSHA256(t, path) }
 
 // sha256JS defines sha256hex(blob) in a page: WebCrypto SHA-256 in hex.
 const sha256JS = `const sha256hex = async (blob) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer())), (b) => b.toString(16).padStart(2, '0')).join('');`

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -187,39 +186,10 @@ func runGet(t *testing.T, h *netlab.Host, med, hash, timeout string) getResult {
 
 // writeRandom writes fileSize random bytes to path and returns their SHA-256 in hex.
 func writeRandom(t *testing.T, path string) string {
-	t.Helper()
-	var key [32]byte
-	for i := range key {
-		key[i] = byte(rand.Uint32())
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	if _, err := io.CopyN(io.MultiWriter(f, h), rand.NewChaCha8(key), fileSize); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return testenv.WriteRandom(t, path, fileSize, rand.Uint64())
 }
 
-func fileSHA256(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+func fileSHA256(t *testing.T, path string) string { return testenv.FileSHA256(t, path) }
 
 // b64JS defines blobToBase64(blob). The pages are plain http on a lab address, an insecure context
 // without WebCrypto, so their bytes are checked in Go.

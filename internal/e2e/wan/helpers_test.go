@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -187,39 +186,10 @@ func (r *rig) curl(t *testing.T, name string) (time.Duration, string) {
 
 // writeRandom writes size random bytes to path and returns their SHA-256 in hex.
 func writeRandom(t *testing.T, path string, size int64) string {
-	t.Helper()
-	var key [32]byte
-	for i := range key {
-		key[i] = byte(rand.Uint32())
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	if _, err := io.CopyN(io.MultiWriter(f, h), rand.NewChaCha8(key), size); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return testenv.WriteRandom(t, path, size, rand.Uint64())
 }
 
-func fileSHA256(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+func fileSHA256(t *testing.T, path string) string { return testenv.FileSHA256(t, path) }
 
 // browser is Chromium on the far host.
 type browser struct {
