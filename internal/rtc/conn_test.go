@@ -564,13 +564,14 @@ func TestSendWindowTowardOurPeers(t *testing.T) {
 		t.Errorf("window back toward a peer holding %d bytes: %d", a.rcvbuf, w)
 	}
 
-	// A remote that advertises nothing (a browser, the prototype) is paced; the window starts there.
+	// A remote that advertises nothing (a browser, the prototype) is paced from the small floor (the
+	// window may start above it when ICE measured a longer round trip, as on a loaded machine).
 	plain := newTestTransport(t, Config{SocketBuffer: -1})
 	if plain.rcvbuf != 0 {
 		t.Fatalf("a transport with the system's buffers advertises %d", plain.rcvbuf)
 	}
 	cp, _ := connect(t, a, plain, nil)
-	if c := cp.(*conn).pace; c.windowFor(time.Millisecond) != DefaultMinWindow || c.window != DefaultMinWindow {
+	if c := cp.(*conn).pace; c.windowFor(time.Millisecond) != DefaultMinWindow || c.window < DefaultMinWindow {
 		t.Errorf("window toward a peer that says nothing: %d (now %d), want %d", c.windowFor(time.Millisecond), c.window, DefaultMinWindow)
 	}
 	// What a peer claims is bounded by our own cap.
