@@ -1011,12 +1011,14 @@
     }
     skip(id) { const f = this.failed.get(id); return !!f && Date.now() - f.at < (f.kind === 'refused' ? 10000 : 60000); }
     // _unreachable: peers were found, and every one of them failed; no
-    // connection is open or on its way.
+    // connection is open or on its way. A refusal is not final: the mediator
+    // says that peer has the file, and a channel can be refused in a race
+    // (it is asked again after 10 s, within the fetch's timeout).
     _unreachable() {
       if (!this.waiters.size || this.complete || this.wires.size || !this.found.size) return false;
       for (const id of this.found) {
-        const c = this.node.conns.get(id);
-        if (!this.failed.has(id) || (c && c.queue.has(this.hash))) return false;
+        const c = this.node.conns.get(id), f = this.failed.get(id);
+        if (!f || f.kind === 'refused' || (c && c.queue.has(this.hash))) return false;
       }
       return true;
     }
