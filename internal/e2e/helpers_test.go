@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -22,18 +21,7 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	b, cleanup, err := testenv.P2PCDN()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	defer cleanup()
-	bin = b
-	return m.Run()
+	os.Exit(testenv.RunWithP2PCDN(m, "e2e", &bin))
 }
 
 // Generous bounds: the machine may be busy with other tests. They guard

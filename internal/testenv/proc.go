@@ -198,3 +198,18 @@ func (p *Proc) WaitOutput(re *regexp.Regexp, timeout time.Duration) []string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// RunWithP2PCDN runs an end-to-end package's tests (call it from TestMain) with the p2pcdn binary of
+// P2PCDN in *bin. It also exports the binary as $P2PCDN_E2E_BIN: a lab that re-executes the test binary
+// in its namespaces inherits the environment and so reuses this build.
+func RunWithP2PCDN(m *testing.M, pkg string, bin *string) int {
+	b, cleanup, err := P2PCDN()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, pkg+":", err)
+		return 1
+	}
+	defer cleanup()
+	*bin = b
+	os.Setenv("P2PCDN_E2E_BIN", b)
+	return m.Run()
+}

@@ -28,18 +28,7 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	b, cleanup, err := testenv.P2PCDN()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/browser:", err)
-		return 1
-	}
-	defer cleanup()
-	bin = b
-	return m.Run()
+	os.Exit(testenv.RunWithP2PCDN(m, "e2e/browser", &bin))
 }
 
 // Generous bounds: the machine is shared with other test runs. They guard

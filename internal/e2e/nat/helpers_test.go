@@ -42,16 +42,7 @@ func runMain(m *testing.M) int {
 	if !set {
 		_ = flag.Set("test.parallel", "16")
 	}
-	b, cleanup, err := testenv.P2PCDN()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/nat:", err)
-		return 1
-	}
-	defer cleanup()
-	bin = b
-	// The lab re-executes this test binary; it inherits the environment, so it reuses this build.
-	os.Setenv("P2PCDN_E2E_BIN", b)
-	return m.Run()
+	return testenv.RunWithP2PCDN(m, "e2e/nat", &bin)
 }
 
 // Bounds against hangs, not measures of speed: the machine may be busy.

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -29,20 +28,7 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	b, cleanup, err := testenv.P2PCDN()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/wan:", err)
-		return 1
-	}
-	defer cleanup()
-	bin = b
-	// The lab re-executes this test binary; it inherits the environment, so it reuses this build.
-	os.Setenv("P2PCDN_E2E_BIN", b)
-	return m.Run()
+	os.Exit(testenv.RunWithP2PCDN(m, "e2e/wan", &bin))
 }
 
 // Bounds against hangs, not measures of speed: the machine may be busy.
