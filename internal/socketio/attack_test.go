@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -90,7 +91,12 @@ func TestAttackPingPayloadsPolling(t *testing.T) {
 	p.post("40")
 	small := strings.TrimSuffix(strings.Repeat("2probe\x1e", maxPacketsPerPost), "\x1e")
 	for i := 0; i < 5; i++ {
-		p.do(http.MethodPost, p.sidURL(), small)
+		// The server may close the session, and with it the connection, mid-flood: a POST that fails
+		// on the wire is part of the attack's outcome, not a test error.
+		if resp, err := http.Post(p.sidURL(), "text/plain;charset=UTF-8", strings.NewReader(small)); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
 	}
 	s.mu.Lock()
 	attacked := s.conns[p.sid]
